@@ -1,0 +1,39 @@
+# Each target bootstraps .venv itself, so a fresh clone needs nothing but Python 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OUTPUT ?= output
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint clean help
+
+help:
+	@echo "make run    - run game_analytics on the bundled sample (DirectRunner) into $(OUTPUT)/"
+	@echo "make test   - run the whole test suite"
+	@echo "make bench  - benchmark game_analytics against DuckDB and plain Python"
+	@echo "make lint   - ruff"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): setup.py | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m pipelines game_analytics --output $(OUTPUT)/game_analytics
+	@echo "Output tables: $(OUTPUT)/game_analytics/<table>/*.json"
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+bench: $(STAMP)
+	$(PY) bench/game_analytics.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check pipelines transforms schemas tests bench
+
+clean:
+	rm -rf $(VENV) $(OUTPUT) build *.egg-info

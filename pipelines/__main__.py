@@ -1,0 +1,31 @@
+"""`python -m pipelines` lists the jobs; `python -m pipelines JOB [args]` runs one."""
+import importlib
+import logging
+import sys
+
+# name -> one line. Each name is a module in this package with run(argv).
+JOBS = {
+    'game_analytics': 'Firebase game events -> sessions, heatmaps, score by age, funnel',
+}
+
+
+def main(argv=None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if not argv or argv[0] in ('-h', '--help', 'list'):
+    print('usage: python -m pipelines JOB [--input SRC] [--output DST] [options]\n')
+    print('jobs:')
+    for name, line in JOBS.items():
+      print('  %-16s %s' % (name, line))
+    print('\n`python -m pipelines JOB --help` lists a job\'s options.')
+    return 0
+  name = argv[0]
+  if name not in JOBS:
+    print('unknown job %r; known: %s' % (name, ', '.join(JOBS)), file=sys.stderr)
+    return 2
+  logging.getLogger().setLevel(logging.WARNING)
+  importlib.import_module('pipelines.' + name).run(argv[1:])
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

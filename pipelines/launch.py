@@ -1,0 +1,101 @@
+"""Launching a job: options -> read -> job transform -> write -> run -> counter summary.
+
+Every job's `run()` is a thin call into `run_job`, so the CLI contract (defaults, bundled
+sample, `_metrics.json`, the printed summary) is the same for all of them.
+"""
+import json
+import logging
+import os
+from typing import Callable, Dict, List, Optional, Type
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
+                                                  StandardOptions)
+from apache_beam.runners.runner import PipelineResult
+
+import schemas
+from pipelines.options import JobOptions, parse_options
+from transforms.sinks import WriteTables, is_bigquery_dataset, table_dir, table_glob
+from transforms.sources import ReadRecords, is_pubsub
+
+SAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'samples')
+
+
+def sample_input(job: str) -> str:
+  return os.path.join(SAMPLES_DIR, job, '*.json')
+
+
+def counters(result: PipelineResult, job: str) -> Dict[str, int]:
+  """The job's counters from a finished pipeline (committed where the runner has them)."""
+  out = {}
+  for counter in result.metrics().query(MetricsFilter().with_namespace(job))['counters']:
+    value = counter.committed if counter.committed is not None else counter.attempted
+    out[counter.key.metric.name] = out.get(counter.key.metric.name, 0) + (value or 0)
+  return dict(sorted(out.items()))
+
+
+def _clear_tables(output: str, job: str):
+  """Directory outputs are replaced, so a rerun never leaves stale shards in a glob."""
+  for table in schemas.tables(job):
+    matches = FileSystems.match([table_glob(output, table)])[0].metadata_list
+    if matches:
+      FileSystems.delete([m.path for m in matches])
+
+
+def _write_metrics(output: str, values: Dict[str, int]):
+  with FileSystems.create(FileSystems.join(output, '_metrics.json')) as fh:
+    fh.write(json.dumps({'counters': values}, indent=2, sort_keys=True).encode('utf-8'))
+
+
+def summary_text(job: str, values: Dict[str, int], output: str) -> str:
+  lines = ['%s counters:' % job]
+  width = max([len(k) for k in values] + [10])
+  lines += ['  %-*s %12d' % (width, name, value) for name, value in values.items()]
+  if is_bigquery_dataset(output):
+    lines.append('Output: BigQuery dataset %s' % output)
+  else:
+    lines.append('Output: %s' % table_glob(output, '<table>'))
+  return '\n'.join(lines)
+
+
+def run_job(job: str, options_cls: Type[PipelineOptions],
+            build: Callable[[beam.PCollection, PipelineOptions, bool],
+                            Dict[str, beam.PCollection]],
+            argv: Optional[List[str]], save_main_session: bool,
+            description: Optional[str] = None) -> PipelineResult:
+  """Parse `argv`, wire ReadRecords -> build(records) -> WriteTables, run and report.
+
+  `options_cls` holds the job's own flags; the shared ones are JobOptions'.
+  """
+  options = parse_options(options_cls, argv, 'python -m pipelines.%s' % job, description)
+  job_options = options.view_as(JobOptions)
+  source = job_options.input or (None if job_options.input_table else sample_input(job))
+  standard = options.view_as(StandardOptions)
+  if is_pubsub(source):
+    standard.streaming = True  # an unbounded source needs a streaming pipeline
+  streaming = bool(standard.streaming)
+  output = job_options.output or os.path.join('output', job)
+  options.view_as(SetupOptions).save_main_session = save_main_session
+  local = standard.runner in (None, 'DirectRunner', 'direct', 'FnApiRunner')
+  if local and not is_bigquery_dataset(output):
+    _clear_tables(output, job)
+
+  pipeline = beam.Pipeline(options=options)
+  records = pipeline | 'Read' >> ReadRecords(
+      source, job_options.input_table, job=job, id_label=job_options.id_label,
+      timestamp_attribute=job_options.timestamp_attribute)
+  tables = build(records, options, streaming)
+  tables | 'Write' >> WriteTables(output, job, streaming, job_options.table_prefix)
+
+  result = pipeline.run()
+  if not local:
+    logging.info('Submitted %s to %s', job, standard.runner)
+    return result
+  result.wait_until_finish()
+  values = counters(result, job)
+  print(summary_text(job, values, output))
+  if not is_bigquery_dataset(output):
+    _write_metrics(output, values)
+  return result

@@ -1,0 +1,94 @@
+"""Options every job shares, and parsing that makes `--help` and bad values useful.
+
+A job's options class subclasses `PipelineOptions` directly (Beam only collects options
+from direct subclasses when it serialises them) and holds only the job's own flags; the
+shared ones live in `JobOptions`. Templates and docs are generated from these classes.
+"""
+import argparse
+import sys
+from typing import List, Optional, Type
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+
+def positive(value: str) -> float:
+  number = float(value)
+  if number <= 0:
+    raise argparse.ArgumentTypeError('must be > 0, got %s' % value)
+  return number
+
+
+def non_negative(value: str) -> float:
+  number = float(value)
+  if number < 0:
+    raise argparse.ArgumentTypeError('must be >= 0, got %s' % value)
+  return number
+
+
+class JobOptions(PipelineOptions):
+  """Input, output and windowing, the same for every job."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group('input and output')
+    group.add_argument(
+        '--input', default=None,
+        help='File glob (local or gs://) of JSON records, or projects/P/subscriptions/S '
+        'or projects/P/topics/T (Pub/Sub, streaming). Default: the bundled sample.')
+    group.add_argument(
+        '--input_table', default=None,
+        help='Read a BigQuery table PROJECT:DATASET.TABLE instead of --input.')
+    group.add_argument(
+        '--output', default=None,
+        help='Directory (local or gs://) for NDJSON tables, or PROJECT:DATASET for '
+        'BigQuery. Default: ./output/<job>.')
+    group.add_argument(
+        '--table_prefix', default='',
+        help='Prefix for BigQuery table names, for jobs sharing a dataset.')
+    group.add_argument(
+        '--id_label', default=None,
+        help='Pub/Sub attribute holding a unique id; the runner drops redeliveries.')
+    group.add_argument(
+        '--timestamp_attribute', default=None,
+        help='Pub/Sub attribute holding the event time (RFC 3339 or epoch ms).')
+    group = parser.add_argument_group('windowing (streaming)')
+    group.add_argument(
+        '--window', type=positive, default=300,
+        help='Fixed window length in seconds for windowed tables (default 300).')
+    group.add_argument(
+        '--early_firing', type=non_negative, default=60,
+        help='Emit early results every N seconds of processing time; 0 disables '
+        '(default 60).')
+    group.add_argument(
+        '--allowed_lateness', type=non_negative, default=600,
+        help='Accept events up to N seconds behind the watermark; later ones do not '
+        'change windowed tables (default 600).')
+
+
+def _option_classes(options_cls: Type[PipelineOptions]) -> List[Type[PipelineOptions]]:
+  return [JobOptions] + ([options_cls] if options_cls is not JobOptions else [])
+
+
+def help_parser(options_cls: Type[PipelineOptions], prog: str,
+                description: Optional[str]) -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog=prog, description=description,
+      epilog='Every Apache Beam pipeline option is accepted as well, e.g. --runner, '
+      '--streaming, --project, --region, --temp_location, --direct_num_workers, '
+      '--direct_running_mode.')
+  for cls in _option_classes(options_cls):
+    cls._add_argparse_args(parser)
+  return parser
+
+
+def parse_options(options_cls: Type[PipelineOptions], argv: Optional[List[str]],
+                  prog: str, description: Optional[str] = None) -> PipelineOptions:
+  """PipelineOptions for `argv`; prints help and exits on --help; exits with a usage
+  error (status 2) on a malformed value of one of the job's own flags."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  parser = help_parser(options_cls, prog, description)
+  if '--help' in argv or '-h' in argv:
+    parser.print_help()
+    raise SystemExit(0)
+  parser.parse_known_args(argv)  # validates the job's flags with argparse's messages
+  return PipelineOptions(argv)

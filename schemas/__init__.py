@@ -1,0 +1,83 @@
+"""Table schemas: the one source of truth for every output table.
+
+Each `<job>/<table>.json` is a plain BigQuery JSON schema (a list of fields), usable as is
+with `bq mk --schema` / `bq load --schema`. `errors.json` is shared by every job. The first
+TIMESTAMP field of a table is its day-partitioning column.
+"""
+import datetime
+import functools
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+ERRORS_TABLE = 'errors'
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.lru_cache(maxsize=None)
+def _load(relpath: str) -> tuple:
+  with open(os.path.join(_HERE, relpath), encoding='utf-8') as fh:
+    return tuple(json.load(fh))
+
+
+def fields(job: str, table: str) -> List[Dict[str, Any]]:
+  """The table's BigQuery fields (a fresh copy; callers may mutate it)."""
+  relpath = 'errors.json' if table == ERRORS_TABLE else os.path.join(job, table + '.json')
+  if not os.path.exists(os.path.join(_HERE, relpath)):
+    raise KeyError('No schema for table %r of job %r (looked for schemas/%s)' % (
+        table, job, relpath))
+  return [dict(f) for f in _load(relpath)]
+
+
+def tables(job: str) -> List[str]:
+  """The job's output tables, `errors` last."""
+  job_dir = os.path.join(_HERE, job)
+  if not os.path.isdir(job_dir):
+    raise KeyError('No schemas for job %r' % job)
+  names = sorted(n[:-5] for n in os.listdir(job_dir) if n.endswith('.json'))
+  return names + [ERRORS_TABLE]
+
+
+def bigquery_schema(job: str, table: str) -> Dict[str, Any]:
+  """The schema in the dict form WriteToBigQuery accepts."""
+  return {'fields': fields(job, table)}
+
+
+def partition_field(job: str, table: str) -> Optional[str]:
+  return next((f['name'] for f in fields(job, table) if f['type'] == 'TIMESTAMP'), None)
+
+
+_CHECKS = {
+    'STRING': lambda v: isinstance(v, str),
+    'INTEGER': lambda v: isinstance(v, int) and not isinstance(v, bool),
+    'FLOAT': lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    'BOOLEAN': lambda v: isinstance(v, bool),
+    'TIMESTAMP': lambda v: isinstance(v, str) and _is_rfc3339_utc(v),
+}
+
+
+def _is_rfc3339_utc(value: str) -> bool:
+  if not value.endswith('Z'):
+    return False
+  try:
+    datetime.datetime.fromisoformat(value[:-1])
+  except ValueError:
+    return False
+  return True
+
+
+def row_problems(job: str, table: str, row: Dict[str, Any]) -> List[str]:
+  """Why `row` would not load into the table (empty when it conforms)."""
+  problems = []
+  schema = {f['name']: f for f in fields(job, table)}
+  for name in row:
+    if name not in schema:
+      problems.append('unknown column %r' % name)
+  for name, field in schema.items():
+    value = row.get(name)
+    if value is None:
+      if field.get('mode') == 'REQUIRED':
+        problems.append('%s is REQUIRED' % name)
+    elif not _CHECKS[field['type']](value):
+      problems.append('%s=%r is not %s' % (name, value, field['type']))
+  return problems

@@ -1,0 +1,30 @@
+"""beam-analytics: one distribution for every job, shipped to Dataflow workers via --setup_file.
+
+The Beam pin lives here once (BEAM_REQUIREMENT); the container images, templates and the
+Makefile install this package, so workers and the launcher always run the same SDK.
+"""
+import setuptools
+
+BEAM_REQUIREMENT = 'apache-beam[gcp]==2.77.0'
+
+EXTRAS = {
+    # Heavy stacks are opt-in so a job that does not need them never imports them.
+    'tf': ['tensorflow==2.21.0', 'tensorflow-hub==0.16.1', 'setuptools<81'],
+    'vision': ['opencv-python-headless<5', 'Pillow>=10'],
+    'sentiment': ['vaderSentiment==3.3.2'],
+    'dev': ['pytest>=8', 'duckdb>=1.1', 'ruff>=0.6'],
+}
+
+setuptools.setup(
+    name='beam-analytics',
+    version='0.1.0',
+    description='Apache Beam pipelines for Google Cloud event streams and image sets.',
+    python_requires='>=3.11,<3.12',
+    packages=setuptools.find_packages(include=['pipelines*', 'transforms*', 'schemas*', 'models*']),
+    package_data={
+        'schemas': ['*.json', '*/*.json'],
+        'pipelines': ['samples/*/*'],
+    },
+    install_requires=[BEAM_REQUIREMENT],
+    extras_require=EXTRAS,
+)

@@ -1,0 +1,149 @@
+"""The game_analytics tables as composite transforms, each windowed by `Windowing`.
+
+Batch: one global window, so every table is exact over the whole input. Streaming: sessions
+are `PlaySessions` windows; heatmap, score_by_age and funnel are fixed windows with early
+firings and allowed lateness (see README, "Streaming semantics").
+"""
+import dataclasses
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.utils.timestamp import Timestamp
+
+from transforms import game
+from transforms.firebase import flatten_record
+from transforms.game_sessions import (FunnelFn, PlaySessions, ScoreFn, SessionEvent,
+                                      SessionSummaryFn, funnel_depth)
+from transforms.records import Record
+from transforms.windowing import AddWindowColumns, Windowing, pane_columns
+
+
+class FlattenEvents(beam.DoFn):
+  """A parsed record -> one Record per event it holds (several for legacy payloads)."""
+
+  def __init__(self, job: str):
+    self._events_read = Metrics.counter(job, 'events_read')
+
+  def process(self, record: Record):
+    try:
+      events = flatten_record(record.value)
+    except Exception:
+      self._events_read.inc()  # a record that cannot be expanded counts as one event
+      raise
+    self._events_read.inc(len(events))
+    for event in events:
+      yield dataclasses.replace(record, payload=None, value=event)
+
+
+class DecodeGameEvents(beam.DoFn):
+  """Event Record -> timestamped (duplicate key, events row); other apps' events are
+  counted as `filtered`."""
+
+  def __init__(self, job: str):
+    self._filtered = Metrics.counter(job, 'filtered')
+
+  def process(self, record: Record):
+    event = record.value
+    name = game.game_event_name(event.name)
+    if name is None:
+      self._filtered.inc()
+      return
+    row = game.event_row(event, name)
+    key = game.duplicate_key(event, name, row['session_id'])
+    yield beam.window.TimestampedValue((key, row), Timestamp(micros=event.micros))
+
+
+def _session_event(row, timestamp=beam.DoFn.TimestampParam):
+  return row['session_id'], SessionEvent(
+      row['event_name'], timestamp.micros, row['user_id'], row['age'], row['sex'],
+      row['score'])
+
+
+class _SessionRow(beam.DoFn):
+
+  def process(self, keyed, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+    session_id, summary = keyed
+    row = {'session_id': session_id}
+    row.update(summary)
+    row.update(pane_columns(win, pane))
+    yield row
+
+
+class SessionSummaries(beam.PTransform):
+  """events rows -> session summaries (`sessions` rows plus `started` for the funnel)."""
+
+  def __init__(self, windowing: Windowing, session_gap_s: float):
+    super().__init__()
+    self._windowing = windowing
+    self._gap = session_gap_s
+
+  def expand(self, events):
+    return (
+        events
+        | 'ToSessionEvents' >> beam.Map(_session_event)
+        | 'SessionWindows' >> self._windowing.sessions(PlaySessions(self._gap))
+        | 'Summarise' >> beam.CombinePerKey(SessionSummaryFn())
+        | 'ToRows' >> beam.ParDo(_SessionRow()))
+
+
+def session_table_row(summary):
+  return {k: v for k, v in summary.items() if k != 'started'}
+
+
+def _on_time(summary):
+  """A session's first, complete firing; late re-firings would count it twice."""
+  return summary.get('pane_timing') in (None, 'ON_TIME', 'UNKNOWN')
+
+
+class Heatmap(beam.PTransform):
+
+  def __init__(self, windowing: Windowing, cell_size: float):
+    super().__init__()
+    self._windowing = windowing
+    self._cell_size = cell_size
+
+  def expand(self, events):
+    cell_size = self._cell_size
+    return (
+        events
+        | 'ToCells' >> beam.FlatMap(
+            lambda row: [(cell, 1)] if (cell := game.heatmap_cell(row, cell_size)) else [])
+        | 'HeatmapWindows' >> self._windowing.fixed()
+        | 'CountCells' >> beam.CombinePerKey(sum)
+        | 'ToRows' >> beam.MapTuple(lambda cell, count: {
+            'layer': cell[0], 'cell_x': cell[1], 'cell_z': cell[2], 'count': count})
+        | 'AddWindow' >> beam.ParDo(AddWindowColumns()))
+
+
+class ScoreByAge(beam.PTransform):
+
+  def __init__(self, windowing: Windowing):
+    super().__init__()
+    self._windowing = windowing
+
+  def expand(self, summaries):
+    return (
+        summaries
+        | 'Completed' >> beam.Filter(lambda s: s['completed'] and _on_time(s))
+        | 'ByAgeGroup' >> beam.Map(lambda s: (s['age_group'], s['score']))
+        | 'ScoreWindows' >> self._windowing.fixed()
+        | 'Aggregate' >> beam.CombinePerKey(ScoreFn())
+        | 'ToRows' >> beam.MapTuple(lambda group, stats: dict(stats, age_group=group))
+        | 'AddWindow' >> beam.ParDo(AddWindowColumns()))
+
+
+class Funnel(beam.PTransform):
+
+  def __init__(self, windowing: Windowing):
+    super().__init__()
+    self._windowing = windowing
+
+  def expand(self, summaries):
+    return (
+        summaries
+        | 'OnTime' >> beam.Filter(_on_time)
+        | 'Depth' >> beam.Map(lambda s: (None, funnel_depth(s)))
+        | 'FunnelWindows' >> self._windowing.fixed()
+        | 'Aggregate' >> beam.CombinePerKey(FunnelFn())
+        | 'ToRows' >> beam.FlatMapTuple(lambda _, rows: rows)
+        | 'AddWindow' >> beam.ParDo(AddWindowColumns()))

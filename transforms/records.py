@@ -1,0 +1,42 @@
+"""The element every source emits: a raw payload plus where it came from.
+
+Jobs parse `payload`; dead letters keep it verbatim with `attributes` and `source`, so an
+error row always holds enough to replay the record.
+"""
+import dataclasses
+import json
+from typing import Any, Dict, Optional, Union
+
+_UNPARSED = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+  payload: Union[str, bytes]
+  source: str
+  attributes: Optional[Dict[str, str]] = None
+  message_id: Optional[str] = None       # Pub/Sub message id (dedupe key for redeliveries)
+  publish_time: Optional[int] = None     # epoch microseconds, when the source knows it
+  line: Optional[int] = None             # 1-based line of the record in its file
+  value: Any = dataclasses.field(default=_UNPARSED, compare=False, repr=False)
+
+  @property
+  def parsed(self) -> bool:
+    return self.value is not _UNPARSED
+
+  @property
+  def location(self) -> str:
+    return '%s:%d' % (self.source, self.line) if self.line else self.source
+
+  def text(self) -> str:
+    """The payload as text; raises UnicodeDecodeError for binary payloads."""
+    if isinstance(self.payload, bytes):
+      return self.payload.decode('utf-8')
+    return self.payload
+
+
+def json_value(record: Record) -> Any:
+  """The record's JSON value, parsing the payload unless the reader already did."""
+  if record.parsed:
+    return record.value
+  return json.loads(record.text())

@@ -1,0 +1,154 @@
+"""ReadRecords: the one reader every job uses (file glob, Pub/Sub, BigQuery).
+
+It emits `Record`s carrying the raw payload, attributes and source, so any later step can
+dead-letter a record verbatim. `ParseJsonRecords` is the shared second half: JSON payload ->
+value, or an error row.
+"""
+import dataclasses
+import io
+import re
+from typing import Optional
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.metrics import Metrics
+
+from transforms.deadletter import RecordError, TryParDo
+from transforms.jsonsplit import DEFAULT_MAX_RECORD_CHARS, split_json_records
+from transforms.records import Record, json_value
+
+_PUBSUB = re.compile(r'^projects/[^/]+/(topics|subscriptions)/[^/]+$')
+_BIGQUERY_TABLE = re.compile(r'^[\w.-]+[:.][\w-]+\.[\w$-]+$')
+
+
+def is_pubsub(spec: Optional[str]) -> bool:
+  return bool(spec) and bool(_PUBSUB.match(spec))
+
+
+def is_bigquery_table(spec: Optional[str]) -> bool:
+  return bool(spec) and '/' not in spec and bool(_BIGQUERY_TABLE.match(spec))
+
+
+class _Truncated(str):
+  """Marks a chunk the splitter already knows is corrupt; the text is the reason."""
+
+
+class _SplitFileIntoRecords(beam.DoFn):
+
+  def __init__(self, max_record_chars: int):
+    self._max = max_record_chars
+
+  def process(self, readable_file: fileio.ReadableFile):
+    path = readable_file.metadata.path
+    with readable_file.open(compression_type=CompressionTypes.AUTO) as raw:
+      # surrogateescape keeps undecodable bytes, so the dead letter can hold them exactly.
+      text = io.TextIOWrapper(raw, encoding='utf-8', errors='surrogateescape', newline='')
+      for chunk in split_json_records(text, self._max):
+        if chunk.parsed:
+          value = chunk.value
+        elif chunk.error:
+          value = _Truncated(chunk.error)
+        else:
+          yield Record(chunk.text, path, line=chunk.line)
+          continue
+        yield Record(chunk.text, path, line=chunk.line, value=value)
+
+
+def _publish_micros(publish_time) -> Optional[int]:
+  if publish_time is None:
+    return None
+  if hasattr(publish_time, 'timestamp'):  # datetime
+    return int(round(publish_time.timestamp() * 1_000_000))
+  if hasattr(publish_time, 'seconds'):  # protobuf Timestamp
+    return publish_time.seconds * 1_000_000 + publish_time.nanos // 1000
+  return None
+
+
+def record_from_pubsub(message, source: str) -> Record:
+  return Record(
+      payload=message.data,
+      source=source,
+      attributes=dict(message.attributes or {}),
+      message_id=message.message_id or None,
+      publish_time=_publish_micros(message.publish_time))
+
+
+class ReadRecords(beam.PTransform):
+  """`input` -> Records. A file glob (local or gs://, any JSON layout) is bounded; a
+  `projects/P/topics/T` or `projects/P/subscriptions/S` is unbounded (streaming); a
+  BigQuery `PROJECT:DATASET.TABLE` given as `input_table` reads the table's rows."""
+
+  def __init__(self, input: Optional[str] = None, input_table: Optional[str] = None,
+               job: str = 'records', id_label: Optional[str] = None,
+               timestamp_attribute: Optional[str] = None,
+               max_record_chars: int = DEFAULT_MAX_RECORD_CHARS):
+    super().__init__()
+    if bool(input) == bool(input_table):
+      raise ValueError('ReadRecords needs exactly one of input or input_table')
+    if input_table and not is_bigquery_table(input_table):
+      raise ValueError('--input_table must be PROJECT:DATASET.TABLE, got %r' % input_table)
+    self._input = input
+    self._input_table = input_table
+    self._job = job
+    self._id_label = id_label
+    self._timestamp_attribute = timestamp_attribute
+    self._max = max_record_chars
+
+  def expand(self, pbegin) -> beam.PCollection[Record]:
+    if self._input_table:
+      records = (
+          pbegin
+          | 'ReadBigQuery' >> beam.io.ReadFromBigQuery(table=self._input_table)
+          | 'ToRecords' >> beam.Map(
+              lambda row, src: Record(None, src, value=row), self._input_table))
+    elif is_pubsub(self._input):
+      kind = 'topic' if '/topics/' in self._input else 'subscription'
+      records = (
+          pbegin
+          | 'ReadPubSub' >> beam.io.ReadFromPubSub(
+              with_attributes=True, id_label=self._id_label,
+              timestamp_attribute=self._timestamp_attribute, **{kind: self._input})
+          | 'ToRecords' >> beam.Map(record_from_pubsub, self._input))
+    else:
+      records = (
+          pbegin
+          | 'MatchFiles' >> fileio.MatchFiles(
+              self._input, empty_match_treatment=fileio.EmptyMatchTreatment.DISALLOW)
+          | 'ReadMatches' >> fileio.ReadMatches()
+          | 'SplitRecords' >> beam.ParDo(_SplitFileIntoRecords(self._max)))
+    counter = Metrics.counter(self._job, 'records_read')
+    return records | 'CountRecords' >> beam.Map(_count, counter).with_output_types(Record)
+
+
+def _count(element, counter):
+  counter.inc()
+  return element
+
+
+class _ParseJson(beam.DoFn):
+
+  def process(self, record: Record):
+    if isinstance(record.value, _Truncated):
+      raise RecordError('invalid JSON: %s' % record.value)
+    try:
+      value = json_value(record)
+    except UnicodeDecodeError as e:
+      raise RecordError('payload is not UTF-8 text: %s' % e.reason) from e
+    except ValueError as e:
+      raise RecordError('invalid JSON: %s' % e) from e
+    if record.parsed:
+      yield record
+    else:
+      yield dataclasses.replace(record, value=value)
+
+
+class ParseJsonRecords(beam.PTransform):
+  """Records -> (records with a parsed JSON value, error rows)."""
+
+  def __init__(self, job: str):
+    super().__init__()
+    self._job = job
+
+  def expand(self, records):
+    return records | 'ParseJson' >> TryParDo(_ParseJson(), self._job, 'parse_json')

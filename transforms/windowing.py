@@ -1,0 +1,85 @@
+"""Event-time windowing shared by the jobs: global in batch, fixed/session with triggers
+when streaming. Windowed tables get `window_start`/`window_end` and the pane's index/timing.
+"""
+import dataclasses
+from typing import Any, Dict, Optional
+
+import apache_beam as beam
+from apache_beam.transforms import trigger, window
+
+from transforms import timestamps
+
+
+@dataclasses.dataclass(frozen=True)
+class Windowing:
+  """How aggregations are windowed. In batch every aggregate covers the whole input."""
+  streaming: bool = False
+  window_s: float = 300
+  early_firing_s: Optional[float] = 60
+  allowed_lateness_s: float = 600
+
+  @classmethod
+  def from_options(cls, options, streaming: bool) -> 'Windowing':
+    """From JobOptions' --window/--early_firing/--allowed_lateness."""
+    return cls(streaming=streaming, window_s=options.window,
+               early_firing_s=options.early_firing or None,
+               allowed_lateness_s=options.allowed_lateness)
+
+  def _trigger(self):
+    early = (trigger.AfterProcessingTime(self.early_firing_s)
+             if self.early_firing_s else None)
+    return trigger.AfterWatermark(early=early, late=trigger.AfterCount(1))
+
+  def fixed(self) -> beam.WindowInto:
+    if not self.streaming:
+      return beam.WindowInto(window.GlobalWindows())
+    return beam.WindowInto(
+        window.FixedWindows(self.window_s),
+        trigger=self._trigger(),
+        accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+        allowed_lateness=self.allowed_lateness_s)
+
+  def sessions(self, window_fn: window.WindowFn) -> beam.WindowInto:
+    """`window_fn` (a merging WindowFn) when streaming; one global window in batch.
+
+    Sessions fire once on time and again for each late event: no early firings, so the
+    first pane of a session is its complete on-time summary.
+    """
+    if not self.streaming:
+      return beam.WindowInto(window.GlobalWindows())
+    return beam.WindowInto(
+        window_fn,
+        trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+        accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+        allowed_lateness=self.allowed_lateness_s)
+
+
+def window_columns(win: Any, pane: Any) -> Dict[str, Any]:
+  """window_start/window_end/pane_index/pane_timing; all null for the global window."""
+  if isinstance(win, window.GlobalWindow) or not hasattr(win, 'start'):
+    return {'window_start': None, 'window_end': None, 'pane_index': None,
+            'pane_timing': None}
+  columns = {
+      'window_start': timestamps.micros_to_rfc3339(win.start.micros),
+      'window_end': timestamps.micros_to_rfc3339(win.end.micros),
+  }
+  columns.update(pane_columns(win, pane))
+  return columns
+
+
+_TIMING = {0: 'EARLY', 1: 'ON_TIME', 2: 'LATE', 3: 'UNKNOWN'}
+
+
+def pane_columns(win: Any, pane: Any) -> Dict[str, Any]:
+  if isinstance(win, window.GlobalWindow) or pane is None:
+    return {'pane_index': None, 'pane_timing': None}
+  return {'pane_index': pane.index, 'pane_timing': _TIMING.get(pane.timing, 'UNKNOWN')}
+
+
+class AddWindowColumns(beam.DoFn):
+  """Row -> row with its window and pane columns."""
+
+  def process(self, row, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+    out = dict(row)
+    out.update(window_columns(win, pane))
+    yield out
