@@ -10,6 +10,7 @@ import collections
 from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
+from apache_beam.coders import coders
 from apache_beam.transforms.window import IntervalWindow, WindowFn
 from apache_beam.utils.timestamp import Duration, Timestamp
 
@@ -50,7 +51,7 @@ class PlaySessions(WindowFn):
     return [IntervalWindow(Timestamp(micros=start), Timestamp(micros=end))]
 
   def get_window_coder(self):
-    return beam.coders.IntervalWindowCoder()
+    return coders.IntervalWindowCoder()
 
   def merge(self, merge_context):
     group: List[IntervalWindow] = []

@@ -7,7 +7,14 @@ import dataclasses
 import json
 from typing import Any, Dict, Optional, Union
 
-_UNPARSED = object()
+
+
+class _Unparsed:
+  """Sentinel for a payload not parsed yet. A class, so it survives pickling by reference
+  (an `object()` sentinel would come back as a different object after a shuffle)."""
+
+
+_UNPARSED = _Unparsed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,8 @@ class Windowing:
     """`window_fn` (a merging WindowFn) when streaming; one global window in batch.
 
     Sessions fire once on time and again for each late event: no early firings, so the
-    first pane of a session is its complete on-time summary.
+    first pane of a session is its complete on-time summary. A session row is timestamped
+    at its last event, so downstream fixed windows count it where the play ended.
     """
     if not self.streaming:
       return beam.WindowInto(window.GlobalWindows())
@@ -51,6 +52,7 @@ class Windowing:
         window_fn,
         trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
         accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+        timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_LATEST,
         allowed_lateness=self.allowed_lateness_s)
 
 
