@@ -62,7 +62,7 @@ class GameAnalytics(beam.PTransform):
 
   def expand(self, records):
     events_read = beam.metrics.Metrics.counter(JOB, 'events_read')
-    parsed, parse_errors = records | 'ParseJson' >> ParseJsonRecords(JOB)
+    parsed, parse_errors = records | 'ParseJson' >> ParseJsonRecords(JOB, self._clock)
     parse_errors = parse_errors | 'CountUnparsed' >> beam.Map(
         _count_unexpandable, events_read)
     flat, flatten_errors = parsed | 'FlattenEvents' >> TryParDo(

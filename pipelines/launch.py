@@ -24,7 +24,7 @@ SAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'samples'
 
 
 def sample_input(job: str) -> str:
-  return os.path.join(SAMPLES_DIR, job, '*.json')
+  return os.path.join(SAMPLES_DIR, job, '*.json*')
 
 
 def counters(result: PipelineResult, job: str) -> Dict[str, int]:

@@ -5,9 +5,9 @@ dead-letter a record verbatim. `ParseJsonRecords` is the shared second half: JSO
 value, or an error row.
 """
 import dataclasses
-import io
 import re
-from typing import Optional
+import time
+from typing import Callable, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -42,9 +42,7 @@ class _SplitFileIntoRecords(beam.DoFn):
   def process(self, readable_file: fileio.ReadableFile):
     path = readable_file.metadata.path
     with readable_file.open(compression_type=CompressionTypes.AUTO) as raw:
-      # surrogateescape keeps undecodable bytes, so the dead letter can hold them exactly.
-      text = io.TextIOWrapper(raw, encoding='utf-8', errors='surrogateescape', newline='')
-      for chunk in split_json_records(text, self._max):
+      for chunk in split_json_records(_text_lines(raw), self._max):
         if chunk.parsed:
           value = chunk.value
         elif chunk.error:
@@ -53,6 +51,16 @@ class _SplitFileIntoRecords(beam.DoFn):
           yield Record(chunk.text, path, line=chunk.line)
           continue
         yield Record(chunk.text, path, line=chunk.line, value=value)
+
+
+def _text_lines(raw) -> Iterator[str]:
+  """Lines of a (possibly compressed) byte stream. surrogateescape keeps undecodable bytes,
+  so a dead letter can hold them exactly."""
+  while True:
+    line = raw.readline()
+    if not line:
+      return
+    yield line.decode('utf-8', 'surrogateescape')
 
 
 def _publish_micros(publish_time) -> Optional[int]:
@@ -146,9 +154,11 @@ class _ParseJson(beam.DoFn):
 class ParseJsonRecords(beam.PTransform):
   """Records -> (records with a parsed JSON value, error rows)."""
 
-  def __init__(self, job: str):
+  def __init__(self, job: str, clock: Callable[[], float] = time.time):
     super().__init__()
     self._job = job
+    self._clock = clock
 
   def expand(self, records):
-    return records | 'ParseJson' >> TryParDo(_ParseJson(), self._job, 'parse_json')
+    return records | 'ParseJson' >> TryParDo(
+        _ParseJson(), self._job, 'parse_json', self._clock)

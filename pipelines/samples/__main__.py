@@ -1,0 +1,54 @@
+"""Sample-data generators: ``python -m pipelines.samples [NAME --plays N --seed S [--out PATH]]``.
+
+With no arguments, lists the generators. ``--out DIR/`` (or an existing directory) writes the
+generator's multi-file layout; ``--out FILE`` writes one NDJSON file; no ``--out`` writes
+NDJSON to stdout. Each generator module provides ``write_dir(path, n, seed)`` and
+``write_ndjson(fileobj, n, seed)``; register new ones in GENERATORS.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# name -> (module, size option, one-line description)
+GENERATORS = {
+    "game_analytics": ("pipelines.samples.game_analytics", "plays",
+                       "Firebase Analytics events of a Unity RPG: 4 encodings, dirty keys, broken lines"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-l", "--list"):
+        for name, (_, _, about) in GENERATORS.items():
+            print(f"{name}\t{about}")
+        return 0
+    name = argv[0]
+    if name not in GENERATORS:
+        print(f"unknown generator {name!r}; available: {', '.join(GENERATORS)}", file=sys.stderr)
+        return 2
+    module, size, about = GENERATORS[name]
+    parser = argparse.ArgumentParser(prog=f"python -m pipelines.samples {name}", description=about)
+    parser.add_argument(f"--{size}", type=int, default=100, dest="size", help="how many (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="directory (trailing / or existing) for the file layout, else one NDJSON file")
+    args = parser.parse_args(argv[1:])
+    gen = importlib.import_module(module)
+    if args.out is None:
+        try:
+            gen.write_ndjson(sys.stdout, args.size, args.seed)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. piped into head
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    elif args.out.endswith(("/", os.sep)) or os.path.isdir(args.out):
+        gen.write_dir(args.out, args.size, args.seed)
+    else:
+        with open(args.out, "w", encoding="utf-8", newline="") as f:
+            gen.write_ndjson(f, args.size, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

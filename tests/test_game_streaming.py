@@ -1,0 +1,112 @@
+"""game_analytics streaming semantics with TestStream: sessions that close on END_SESSION
+or after the gap, early/on-time/late panes, and data beyond allowed lateness."""
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipelines.game_analytics import GameAnalytics
+from tests.game_fixtures import T0, ga4, record
+from transforms.timestamps import micros_to_rfc3339
+from transforms.windowing import Windowing
+
+START = T0 / 1e6
+WINDOWING = Windowing(streaming=True, window_s=60, early_firing_s=30, allowed_lateness_s=120)
+GAP = 300
+
+
+def at(seconds):
+  return micros_to_rfc3339(T0 + int(seconds * 1e6))
+
+
+def event(name, seconds, session='s1', **params):
+  # Arrival (element) timestamps lag event time by 0.5 s, as publish times would.
+  return beam.window.TimestampedValue(
+      record(ga4(name, seconds, session=session, user='u-' + session, **params)),
+      START + seconds + 0.5)
+
+
+def stream():
+  return (
+      TestStream()
+      .advance_watermark_to(START)
+      .add_elements([event('START_SESSION', 0, age=34, sex='true'),
+                     event('PLAYER_MOVE', 2, pos_x=1.5, pos_z=1.5),
+                     event('PLAYER_MOVE', 3, pos_x=1.2, pos_z=1.7)])
+      .advance_processing_time(31)                     # early heatmap pane
+      .add_elements([event('END_SESSION', 10, score=50)])
+      .advance_watermark_to(START + 11)                # s1 closes at END_SESSION
+      .add_elements([event('PLAYER_MOVE', 5, pos_x=1.1, pos_z=1.1)])  # late for s1
+      .advance_watermark_to(START + 61)                # heatmap window [0, 60) on time
+      .add_elements([event('PLAYER_ATTACK', 6, pos_x=1.1, pos_z=1.1)])  # late, allowed
+      .add_elements([event('START_SESSION', 100, session='s2', age=21),
+                     event('PLAYER_MOVE', 101, session='s2', pos_x=10.0, pos_z=10.0)])
+      .advance_watermark_to(START + 500)               # s2 closes by the gap
+      .add_elements([event('PLAYER_MOVE', 7, pos_x=1.1, pos_z=1.1)])  # beyond lateness
+      .advance_watermark_to_infinity())
+
+
+@pytest.fixture(scope='module')
+def tables_checked():
+  options = StandardOptions(streaming=True)
+  pipeline = TestPipeline(options=options)
+  tables = pipeline | stream() | GameAnalytics(WINDOWING, session_gap_s=GAP)
+  assert_that(
+      tables['sessions'] | beam.Map(lambda r: (
+          r['session_id'], r['pane_index'], r['pane_timing'], r['moves'], r['attacks'],
+          r['completed'], r['end_time'])),
+      equal_to([
+          ('s1', 0, 'ON_TIME', 2, 0, True, at(10)),
+          ('s1', 1, 'LATE', 3, 0, True, at(10)),
+          ('s1', 2, 'LATE', 3, 1, True, at(10)),
+          ('s2', 0, 'ON_TIME', 1, 0, False, at(101)),
+      ]), label='sessions')
+  assert_that(
+      tables['heatmap'] | beam.Map(lambda r: (
+          r['layer'], r['cell_x'], r['cell_z'], r['count'], r['window_start'],
+          r['window_end'], r['pane_timing'])),
+      equal_to([
+          ('player_move', 1, 1, 2, at(0), at(60), 'EARLY'),
+          ('player_move', 1, 1, 3, at(0), at(60), 'ON_TIME'),
+          ('player_attack', 1, 1, 1, at(0), at(60), 'LATE'),
+          ('player_move', 10, 10, 1, at(60), at(120), 'ON_TIME'),
+      ]), label='heatmap')
+  assert_that(
+      tables['score_by_age'] | beam.Map(lambda r: (
+          r['age_group'], r['sessions'], r['avg_score'], r['window_start'],
+          r['pane_timing'])),
+      equal_to([(30, 1, 50.0, at(0), 'ON_TIME')]), label='score_by_age')
+  assert_that(
+      tables['funnel'] | beam.Map(lambda r: (
+          r['step'], r['sessions'], r['window_start'], r['pane_timing'])),
+      equal_to([
+          ('started', 1, at(0), 'ON_TIME'), ('moved', 1, at(0), 'ON_TIME'),
+          ('attacked', 0, at(0), 'ON_TIME'), ('completed', 0, at(0), 'ON_TIME'),
+          ('started', 1, at(60), 'ON_TIME'), ('moved', 1, at(60), 'ON_TIME'),
+          ('attacked', 0, at(60), 'ON_TIME'), ('completed', 0, at(60), 'ON_TIME'),
+      ]), label='funnel')
+  # Every event is kept in `events`, even the one too late for the aggregates.
+  assert_that(tables['events'] | beam.Map(lambda r: (r['session_id'], r['event_time'])),
+              equal_to([('s1', at(t)) for t in (0, 2, 3, 10, 5, 6, 7)] +
+                       [('s2', at(100)), ('s2', at(101))]), label='events')
+  pipeline.run().wait_until_finish()
+  return True
+
+
+def test_session_closes_at_end_session_then_takes_late_events(tables_checked):
+  assert tables_checked
+
+
+def test_duplicates_are_dropped_in_streaming_too():
+  twice = event('PLAYER_MOVE', 2, pos_x=1.5, pos_z=1.5)
+  test_stream = (TestStream()
+                 .advance_watermark_to(START)
+                 .add_elements([twice, event('START_SESSION', 0)])
+                 .add_elements([twice])
+                 .advance_watermark_to_infinity())
+  with TestPipeline(options=StandardOptions(streaming=True)) as pipeline:
+    tables = pipeline | test_stream | GameAnalytics(WINDOWING, session_gap_s=GAP)
+    assert_that(tables['events'] | beam.Map(lambda r: r['event_name']),
+                equal_to(['PLAYER_MOVE', 'START_SESSION']))
