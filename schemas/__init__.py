@@ -60,10 +60,11 @@ def _is_rfc3339_utc(value: str) -> bool:
   if not value.endswith('Z'):
     return False
   try:
-    datetime.datetime.fromisoformat(value[:-1])
+    moment = datetime.datetime.fromisoformat(value[:-1])
   except ValueError:
     return False
-  return True
+  return moment.tzinfo is None  # 'Z' is the only zone: no '+09:00Z'
+
 
 
 def row_problems(job: str, table: str, row: Dict[str, Any]) -> List[str]:

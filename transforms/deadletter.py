@@ -28,8 +28,11 @@ def encode_payload(payload: Any) -> Tuple[Optional[str], Optional[str]]:
     try:
       payload.encode('utf-8')
       return payload, 'text'
-    except UnicodeEncodeError:  # undecodable bytes the file reader kept as surrogates
-      payload = payload.encode('utf-8', 'surrogateescape')
+    except UnicodeEncodeError:
+      try:  # undecodable bytes the file reader kept as surrogates: the original bytes
+        payload = payload.encode('utf-8', 'surrogateescape')
+      except UnicodeEncodeError:  # lone surrogates from JSON escapes such as "\ud800"
+        payload = payload.encode('utf-8', 'surrogatepass')
   if isinstance(payload, (bytes, bytearray)):
     try:
       return bytes(payload).decode('utf-8'), 'text'

@@ -62,9 +62,11 @@ class JsonStreamSplitter:
           if fast.text:
             yield fast
           return
-    elif line.startswith('{'):
-      # A record starting at column 0 while another is unfinished: the unfinished one
-      # was truncated. Close it so it cannot swallow this and the following records.
+    elif line.startswith('{') and (self._in_string or self._complete_object(line)):
+      # A record starting at column 0 while another is unfinished (cut inside a string,
+      # or followed by a whole NDJSON record): the unfinished one was truncated. Close it
+      # so it cannot swallow this and the following records. A bare '{' line outside a
+      # string is just an unindented pretty-printed object continuing.
       yield self._flush('truncated record (a new record starts on line %d)' % self._line_no)
     yield from self._scan(line)
     if self._pending:
@@ -88,6 +90,16 @@ class JsonStreamSplitter:
         return None
       return Chunk(stripped, self._line_no, value, True)
     return None
+
+  @staticmethod
+  def _complete_object(line: str) -> bool:
+    stripped = line.strip()
+    if not stripped.endswith('}'):
+      return False
+    try:
+      return isinstance(json.loads(stripped), dict)
+    except ValueError:
+      return False
 
   def _flush(self, error: Optional[str]) -> Chunk:
     chunk = Chunk(''.join(self._parts).strip(), self._start_line, error=error)

@@ -8,6 +8,7 @@ checked from metrics alone.
 """
 import json
 import re
+import time
 from typing import Dict, Optional
 
 import apache_beam as beam
@@ -84,9 +85,13 @@ class _WriteNdjson(beam.PTransform):
       return lines | 'WriteText' >> beam.io.WriteToText(
           FileSystems.join(table_dir(self._output, self._table), self._table),
           file_name_suffix='.json')
-    # Unbounded: one set of files per minute of processing, named by window and pane.
+    # Unbounded: rows are re-stamped with their arrival time and written in fixed windows
+    # of it, a file set per table per window. Re-stamping forward means no row is ever
+    # behind the watermark here, so late panes from upstream aggregations are written too.
     return (
         lines
+        | 'StampArrival' >> beam.Map(
+            lambda line: window.TimestampedValue(line, time.time()))
         | 'FileWindows' >> beam.WindowInto(window.FixedWindows(STREAMING_FILE_WINDOW_S))
         | 'WriteFiles' >> fileio.WriteToFiles(
             path=table_dir(self._output, self._table),
@@ -105,6 +110,8 @@ class WriteTables(beam.PTransform):
     self._table_prefix = table_prefix
 
   def expand(self, tables):
+    if not tables:
+      raise ValueError('WriteTables needs at least one table')
     known = set(schemas.tables(self._job))
     for table in sorted(tables):
       if table not in known:

@@ -134,17 +134,44 @@ def _count(element, counter):
   return element
 
 
+def _check_text(payload) -> None:
+  """Refuse text that cannot be encoded as UTF-8: bytes the reader could not decode (kept
+  as surrogates) or JSON escapes of lone surrogates. Either would crash the first shuffle
+  or sink downstream instead of becoming an error row here."""
+  if not isinstance(payload, str) or payload.isascii() and '\\u' not in payload:
+    return
+  try:
+    payload.encode('utf-8')
+  except UnicodeEncodeError as e:
+    raise RecordError('payload is not valid UTF-8 text at character %d' % e.start) from e
+
+
+def _check_value(value) -> None:
+  if isinstance(value, str):
+    _check_text(value)
+  elif isinstance(value, dict):
+    for key, item in value.items():
+      _check_value(key)
+      _check_value(item)
+  elif isinstance(value, list):
+    for item in value:
+      _check_value(item)
+
+
 class _ParseJson(beam.DoFn):
 
   def process(self, record: Record):
     if isinstance(record.value, _Truncated):
       raise RecordError('invalid JSON: %s' % record.value)
+    _check_text(record.payload)
     try:
       value = json_value(record)
     except UnicodeDecodeError as e:
       raise RecordError('payload is not UTF-8 text: %s' % e.reason) from e
     except ValueError as e:
       raise RecordError('invalid JSON: %s' % e) from e
+    if isinstance(record.payload, str) and '\\u' in record.payload:
+      _check_value(value)  # escapes like "\ud800" decode to unencodable strings
     if record.parsed:
       yield record
     else:

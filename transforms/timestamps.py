@@ -1,5 +1,6 @@
 """Time conversions shared by every job: event times in, RFC 3339 UTC strings out."""
 import datetime
+import re
 from typing import Any, Optional
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -12,25 +13,25 @@ def to_rfc3339(seconds: Optional[float]) -> Optional[str]:
   return micros_to_rfc3339(int(round(seconds * 1_000_000)))
 
 
-def parse_rfc3339(text: str) -> float:
-  """RFC 3339 / ISO-8601 (any fraction digits, 'Z' or offset) -> epoch seconds."""
+_FRACTION = re.compile(r'\.(\d+)')
+
+
+def parse_rfc3339_micros(text: str) -> int:
+  """RFC 3339 / ISO-8601 (any fraction digits, 'Z' or offset) -> exact epoch microseconds."""
   text = text.strip()
   if text.endswith(('Z', 'z')):
     text = text[:-1] + '+00:00'
-  date_part, sep, time_part = text.partition('T')
-  if not sep:
-    date_part, sep, time_part = text.partition(' ')
-  if sep and '.' in time_part:
-    # Python accepts only 3 or 6 fraction digits before 3.11's relaxed parser; normalise
-    # to microseconds so nanosecond timestamps (9 digits) parse too.
-    head, _, rest = time_part.partition('.')
-    digits = ''.join(c for c in rest if c.isdigit())
-    zone = rest[len(digits):]
-    time_part = '%s.%s%s' % (head, (digits + '000000')[:6], zone)
-  moment = datetime.datetime.fromisoformat(date_part + (sep and 'T') + time_part)
+  # Python parses at most 6 fraction digits: keep microseconds, drop the rest (ns logs).
+  text = _FRACTION.sub(lambda m: '.' + (m.group(1) + '000000')[:6], text, count=1)
+  moment = datetime.datetime.fromisoformat(text)
   if moment.tzinfo is None:
     moment = moment.replace(tzinfo=datetime.timezone.utc)
-  return (moment - _EPOCH).total_seconds()
+  return (moment - _EPOCH) // datetime.timedelta(microseconds=1)
+
+
+def parse_rfc3339(text: str) -> float:
+  """RFC 3339 text -> epoch seconds."""
+  return parse_rfc3339_micros(text) / 1e6
 
 
 def epoch_micros(value: Any) -> int:
@@ -48,7 +49,7 @@ def epoch_micros(value: Any) -> int:
     try:
       number = float(stripped)
     except ValueError:
-      return int(round(parse_rfc3339(stripped) * 1_000_000))
+      return parse_rfc3339_micros(stripped)
     return _scale_float(number)
   if isinstance(value, int):
     return _scale_int(value)
@@ -60,8 +61,10 @@ def epoch_micros(value: Any) -> int:
 def micros_to_rfc3339(micros: Optional[int]) -> Optional[str]:
   if micros is None:
     return None
-  moment = _EPOCH + datetime.timedelta(microseconds=int(micros))
-  return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+  m = _EPOCH + datetime.timedelta(microseconds=int(micros))
+  # Formatted by hand: strftime('%Y') does not zero-pad years before 1000 on glibc.
+  return '%04d-%02d-%02dT%02d:%02d:%02d.%06dZ' % (
+      m.year, m.month, m.day, m.hour, m.minute, m.second, m.microsecond)
 
 
 # Magnitude bands: epoch seconds stay below 1e11 until the year 5138; ms below 1e14 ...

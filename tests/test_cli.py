@@ -1,0 +1,99 @@
+"""The CLI and output contract (DESIGN.md): job list, --help, the bundled-sample run, the
+NDJSON layout, _metrics.json and the accounting identity."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import schemas
+from pipelines import __main__ as cli
+from pipelines import game_analytics
+from pipelines.samples import game_analytics as sample
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_python_m_pipelines_lists_jobs(capsys):
+  assert cli.main([]) == 0
+  out = capsys.readouterr().out
+  assert 'game_analytics' in out and 'sessions, heatmaps' in out
+
+
+def test_unknown_job_is_a_usage_error(capsys):
+  assert cli.main(['no_such_job']) == 2
+  assert 'unknown job' in capsys.readouterr().err
+
+
+def test_help_lists_shared_and_job_options():
+  result = subprocess.run([sys.executable, '-m', 'pipelines', 'game_analytics', '--help'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0
+  for flag in ('--input', '--output', '--table_prefix', '--window', '--allowed_lateness',
+               '--session_gap', '--heatmap_cell_size'):
+    assert flag in result.stdout
+
+
+def test_bad_option_value_stops_at_start_up(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    game_analytics.run(['--window', '-5'])
+  assert exit_info.value.code == 2
+  assert 'must be > 0' in capsys.readouterr().err
+
+
+@pytest.fixture(scope='module')
+def sample_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp('out')
+  stale = out / 'events' / 'events-00000-of-00002.json'
+  stale.parent.mkdir()
+  stale.write_text('{"stale": true}\n')
+  game_analytics.run(['--output', str(out)], save_main_session=False)
+  return out
+
+
+def read_table(out, table):
+  rows = []
+  for path in sorted(glob.glob(os.path.join(str(out), table, '*.json'))):
+    with open(path) as fh:
+      rows += [json.loads(line) for line in fh if line.strip()]
+  return rows
+
+
+def test_every_table_is_written_in_its_own_glob(sample_run):
+  for table in schemas.tables(game_analytics.JOB):
+    files = glob.glob(os.path.join(str(sample_run), table, '*.json'))
+    assert files, table
+    assert all(os.path.basename(f).startswith(table + '-') for f in files)
+  assert not (sample_run / 'events' / 'events-00000-of-00002.json').exists()
+
+
+def test_rows_conform_to_their_schemas(sample_run):
+  for table in schemas.tables(game_analytics.JOB):
+    for row in read_table(sample_run, table):
+      assert schemas.row_problems(game_analytics.JOB, table, row) == [], (table, row)
+
+
+def test_metrics_file_balances_the_books(sample_run):
+  c = json.loads((sample_run / '_metrics.json').read_text())['counters']
+  assert c['events_read'] == c['rows_events'] + c['duplicates'] + c['filtered'] + c['errors']
+  assert c['rows_events'] == len(read_table(sample_run, 'events'))
+  assert c['rows_errors'] == c['errors'] == len(read_table(sample_run, 'errors'))
+
+
+def test_sample_results_match_what_the_generator_put_in(sample_run):
+  truth = sample.ground_truth(sample.SAMPLE_PLAYS, sample.SAMPLE_SEED)
+  c = json.loads((sample_run / '_metrics.json').read_text())['counters']
+  assert c['duplicates'] == truth['duplicates']
+  bad = truth['malformed']
+  assert c['errors_parse_json'] == bad['invalid_json'] + bad['split_record']
+  assert c['errors_flatten_record'] == bad['not_object']
+  funnel = {r['step']: r['sessions'] for r in read_table(sample_run, 'funnel')}
+  assert [funnel[s] for s in ('started', 'moved', 'attacked', 'completed')] == [
+      truth['funnel'][k] for k in ('START_SESSION', 'PLAYER_MOVE', 'PLAYER_ATTACK',
+                                   'END_SESSION|END_SCENE')]
+  sessions = read_table(sample_run, 'sessions')
+  assert len(sessions) == truth['plays']
+  completed = sum(r['sessions'] for r in read_table(sample_run, 'score_by_age'))
+  assert completed == sum(s['completed'] for s in sessions)
