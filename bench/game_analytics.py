@@ -232,7 +232,7 @@ def _rec_columns():
   for var, fields in (('f', REC_JSON), ('t', REC_TEXT)):
     for field, per_kind in fields.items():
       whens = []
-      for kind, path in zip(KINDS, per_kind):
+      for kind, path in zip(KINDS, per_kind, strict=False):
         if path:
           paths[var] += [path] if path not in paths[var] else []
           whens.append("WHEN '%s' THEN %s[%d]" % (kind, var, paths[var].index(path) + 1))
@@ -362,12 +362,12 @@ def cross_check(summaries, truth):
   names, beam_ok, duck_ok = list(summaries), True, True
   metrics = list(dict.fromkeys(m for s in summaries.values() for m in s))
   expected = dict(zip(['sessions rows'] + ['funnel ' + s for s in FUNNEL_STEPS],
-                      [truth['plays']] + list(truth['funnel'].values())))
+                      [truth['plays']] + list(truth['funnel'].values()), strict=False))
   line = '%-28s %7s' + ' %8s' * len(names) + '  %s'
   print('\n' + line % ('aggregate', 'truth', *names, 'status'))
   for m in metrics:
     vals = [summaries[n].get(m) for n in names]
-    beam_py = {v for n, v in zip(names, vals) if n != 'duckdb'}
+    beam_py = {v for n, v in zip(names, vals, strict=False) if n != 'duckdb'}
     status = 'MATCH' if len(set(vals)) == 1 else (
         'MISMATCH (Beam vs plain Python)' if len(beam_py) > 1 else
         'MISMATCH (DuckDB only)')

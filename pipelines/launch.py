@@ -17,7 +17,7 @@ from apache_beam.runners.runner import PipelineResult
 
 import schemas
 from pipelines.options import JobOptions, parse_options
-from transforms.sinks import WriteTables, is_bigquery_dataset, table_dir, table_glob
+from transforms.sinks import WriteTables, is_bigquery_dataset, table_glob
 from transforms.sources import ReadRecords, is_pubsub
 
 SAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'samples')

@@ -4,7 +4,6 @@ import json
 from typing import NamedTuple
 
 import apache_beam as beam
-import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to

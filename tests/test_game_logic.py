@@ -61,7 +61,8 @@ def test_duplicate_key_ignores_key_spelling_but_not_values():
   b = FlatEvent('PLAYER_MOVE', MICROS, {'sessionid': 's', 'pos_x': 1.0})
   c = FlatEvent('PLAYER_MOVE', MICROS, {'sessionid': 's', 'pos_x': 2.0})
   d = FlatEvent('PLAYER_MOVE', MICROS + 1, {'sessionid': 's', 'pos_x': 1.0})
-  key = lambda e: game.duplicate_key(e, 'PLAYER_MOVE', 's')
+  def key(e):
+    return game.duplicate_key(e, 'PLAYER_MOVE', 's')
   assert key(a) == key(b)
   assert len({key(a), key(c), key(d)}) == 3
 

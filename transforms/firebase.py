@@ -38,7 +38,8 @@ def _typed_value(key: str, slots: Any, names: Iterable[str]) -> Any:
         try:  # INT64 travels as a JSON string
           return int(value)
         except ValueError:
-          raise RecordError('param %r: int_value %r is not an integer' % (key, value))
+          raise RecordError(
+              'param %r: int_value %r is not an integer' % (key, value)) from None
       return value
   return None
 
@@ -83,7 +84,7 @@ def _micros(value: Any, what: str) -> int:
   try:
     return timestamps.epoch_micros(value)
   except ValueError:
-    raise RecordError('%s %r is not a timestamp' % (what, value))
+    raise RecordError('%s %r is not a timestamp' % (what, value)) from None
 
 
 def _name(value: Any) -> str:

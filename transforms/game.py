@@ -55,7 +55,7 @@ def _number(params: Dict[str, Any], key: str) -> Optional[float]:
     try:
       number = float(value.strip())
     except ValueError:
-      raise RecordError('%s: expected a number, got %r' % (key, value))
+      raise RecordError('%s: expected a number, got %r' % (key, value)) from None
   else:
     raise RecordError('%s: expected a number, got %r' % (key, value))
   if not math.isfinite(number):

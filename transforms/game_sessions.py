@@ -195,7 +195,7 @@ class FunnelFn(beam.CombineFn):
     return acc
 
   def merge_accumulators(self, accumulators):
-    return [sum(values) for values in zip(*accumulators)]
+    return [sum(values) for values in zip(*accumulators, strict=False)]
 
   def extract_output(self, acc) -> List[Dict[str, Any]]:
     rows = []
