@@ -24,7 +24,6 @@ $(STAMP): setup.py | $(PY)
 
 run: $(STAMP)
 	$(PY) -m pipelines game_analytics --output $(OUTPUT)/game_analytics
-	@echo "Output tables: $(OUTPUT)/game_analytics/<table>/*.json"
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

@@ -9,7 +9,7 @@ from typing import Optional
 
 import apache_beam as beam
 
-from pipelines.launch import run_job
+from pipelines.launch import JobPlan, build_job, run_job
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.options import JobOptions, positive
@@ -92,9 +92,13 @@ def _build(records, options: PipelineOptions, streaming: bool):
       game.session_gap, game.heatmap_cell_size, game.dedupe_ttl)
 
 
+def build(argv=None, save_main_session=True) -> JobPlan:
+  """The job's pipeline for `argv`, not run (tests inspect it)."""
+  return build_job(JOB, GameAnalyticsOptions, _build, argv, save_main_session, DESCRIPTION)
+
+
 def run(argv=None, save_main_session=True) -> Optional[beam.runners.runner.PipelineResult]:
-  return run_job(JOB, GameAnalyticsOptions, _build, argv, save_main_session,
-                 description=DESCRIPTION)
+  return run_job(JOB, GameAnalyticsOptions, _build, argv, save_main_session, DESCRIPTION)
 
 
 if __name__ == '__main__':

@@ -60,12 +60,22 @@ def summary_text(job: str, values: Dict[str, int], output: str) -> str:
   return '\n'.join(lines)
 
 
-def run_job(job: str, options_cls: Type[PipelineOptions],
-            build: Callable[[beam.PCollection, PipelineOptions, bool],
-                            Dict[str, beam.PCollection]],
-            argv: Optional[List[str]], save_main_session: bool,
-            description: Optional[str] = None) -> PipelineResult:
-  """Parse `argv`, wire ReadRecords -> build(records) -> WriteTables, run and report.
+class JobPlan:
+  """A job's pipeline, built but not run, with what run_job needs to report on it."""
+
+  def __init__(self, pipeline: beam.Pipeline, output: str, local: bool, runner: str):
+    self.pipeline = pipeline
+    self.output = output
+    self.local = local
+    self.runner = runner
+
+
+def build_job(job: str, options_cls: Type[PipelineOptions],
+              build: Callable[[beam.PCollection, PipelineOptions, bool],
+                              Dict[str, beam.PCollection]],
+              argv: Optional[List[str]], save_main_session: bool = True,
+              description: Optional[str] = None) -> JobPlan:
+  """Parse `argv` and wire ReadRecords -> build(records) -> WriteTables (no I/O yet).
 
   `options_cls` holds the job's own flags; the shared ones are JobOptions'.
   """
@@ -79,8 +89,6 @@ def run_job(job: str, options_cls: Type[PipelineOptions],
   output = job_options.output or os.path.join('output', job)
   options.view_as(SetupOptions).save_main_session = save_main_session
   local = standard.runner in (None, 'DirectRunner', 'direct', 'FnApiRunner')
-  if local and not is_bigquery_dataset(output):
-    _clear_tables(output, job)
 
   pipeline = beam.Pipeline(options=options)
   records = pipeline | 'Read' >> ReadRecords(
@@ -88,14 +96,25 @@ def run_job(job: str, options_cls: Type[PipelineOptions],
       timestamp_attribute=job_options.timestamp_attribute)
   tables = build(records, options, streaming)
   tables | 'Write' >> WriteTables(output, job, streaming, job_options.table_prefix)
+  return JobPlan(pipeline, output, local, standard.runner)
 
-  result = pipeline.run()
-  if not local:
-    logging.info('Submitted %s to %s', job, standard.runner)
+
+def run_job(job: str, options_cls: Type[PipelineOptions],
+            build: Callable[[beam.PCollection, PipelineOptions, bool],
+                            Dict[str, beam.PCollection]],
+            argv: Optional[List[str]], save_main_session: bool,
+            description: Optional[str] = None) -> PipelineResult:
+  """Build the job, run it; locally, wait and report its counters."""
+  plan = build_job(job, options_cls, build, argv, save_main_session, description)
+  if plan.local and not is_bigquery_dataset(plan.output):
+    _clear_tables(plan.output, job)
+  result = plan.pipeline.run()
+  if not plan.local:
+    logging.info('Submitted %s to %s', job, plan.runner)
     return result
   result.wait_until_finish()
   values = counters(result, job)
-  print(summary_text(job, values, output))
-  if not is_bigquery_dataset(output):
-    _write_metrics(output, values)
+  print(summary_text(job, values, plan.output))
+  if not is_bigquery_dataset(plan.output):
+    _write_metrics(plan.output, values)
   return result

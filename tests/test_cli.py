@@ -97,3 +97,47 @@ def test_sample_results_match_what_the_generator_put_in(sample_run):
   assert len(sessions) == truth['plays']
   completed = sum(r['sessions'] for r in read_table(sample_run, 'score_by_age'))
   assert completed == sum(s['completed'] for s in sessions)
+
+
+def _write_to_bigquery_transforms(pipeline):
+  from apache_beam.io.gcp.bigquery import WriteToBigQuery
+  from apache_beam.pipeline import PipelineVisitor
+
+  found = []
+
+  class Visitor(PipelineVisitor):
+
+    def enter_composite_transform(self, node):
+      if isinstance(node.transform, WriteToBigQuery):
+        found.append(node.transform)
+
+    def visit_transform(self, node):
+      self.enter_composite_transform(node)
+
+  pipeline.visit(Visitor())
+  return found
+
+
+@pytest.mark.parametrize('argv, method', [
+    ([], 'FILE_LOADS'),
+    (['--streaming'], 'STREAMING_INSERTS'),
+])
+def test_bigquery_output_configures_one_write_per_table(argv, method):
+  plan = game_analytics.build(['--output', 'my-proj:analytics', '--table_prefix', 'rpg_'] +
+                              argv, save_main_session=False)
+  writes = {w.table_reference.tableId: w for w in
+            _write_to_bigquery_transforms(plan.pipeline)}
+  tables = schemas.tables(game_analytics.JOB)
+  assert sorted(writes) == sorted('rpg_' + t for t in tables)
+  for table in tables:
+    write = writes['rpg_' + table]
+    assert (write.table_reference.projectId, write.table_reference.datasetId) == (
+        'my-proj', 'analytics')
+    assert write.schema == schemas.bigquery_schema(game_analytics.JOB, table)
+    assert write.create_disposition == 'CREATE_IF_NEEDED'
+    assert write.write_disposition == 'WRITE_APPEND'
+    assert write.method == method
+    assert write.additional_bq_parameters == {'timePartitioning': {
+        'type': 'DAY', 'field': schemas.partition_field(game_analytics.JOB, table)}}
+  assert writes['rpg_events'].additional_bq_parameters['timePartitioning']['field'] == (
+      'event_time')
