@@ -15,7 +15,7 @@ from transforms.firebase import flatten_record
 from transforms.game_sessions import (FunnelFn, PlaySessions, ScoreFn, SessionEvent,
                                       SessionSummaryFn, funnel_depth)
 from transforms.records import Record
-from transforms.windowing import AddWindowColumns, Windowing, pane_columns
+from transforms.windowing import AggregatePerWindow, Windowing, pane_columns
 
 
 class FlattenEvents(beam.DoFn):
@@ -95,7 +95,21 @@ def _on_time(summary):
   return summary.get('pane_timing') in (None, 'ON_TIME', 'UNKNOWN')
 
 
+def _cell_count(row, cell_size):
+  cell = game.heatmap_cell(row, cell_size)
+  return [(cell, 1)] if cell else []
+
+
+def _heatmap_row(cell, count):
+  return [{'layer': cell[0], 'cell_x': cell[1], 'cell_z': cell[2], 'count': count}]
+
+
+def _score_row(age_group, stats):
+  return [dict(stats, age_group=age_group)]
+
+
 class Heatmap(beam.PTransform):
+  """events rows -> heatmap rows: events per layer and map cell, per window."""
 
   def __init__(self, windowing: Windowing, cell_size: float):
     super().__init__()
@@ -103,19 +117,14 @@ class Heatmap(beam.PTransform):
     self._cell_size = cell_size
 
   def expand(self, events):
-    cell_size = self._cell_size
     return (
         events
-        | 'ToCells' >> beam.FlatMap(
-            lambda row: [(cell, 1)] if (cell := game.heatmap_cell(row, cell_size)) else [])
-        | 'HeatmapWindows' >> self._windowing.fixed()
-        | 'CountCells' >> beam.CombinePerKey(sum)
-        | 'ToRows' >> beam.MapTuple(lambda cell, count: {
-            'layer': cell[0], 'cell_x': cell[1], 'cell_z': cell[2], 'count': count})
-        | 'AddWindow' >> beam.ParDo(AddWindowColumns()))
+        | 'ToCells' >> beam.FlatMap(_cell_count, self._cell_size)
+        | 'CountCells' >> AggregatePerWindow(self._windowing, sum, _heatmap_row))
 
 
 class ScoreByAge(beam.PTransform):
+  """session summaries -> score_by_age rows over completed sessions, per window."""
 
   def __init__(self, windowing: Windowing):
     super().__init__()
@@ -126,13 +135,11 @@ class ScoreByAge(beam.PTransform):
         summaries
         | 'Completed' >> beam.Filter(lambda s: s['completed'] and _on_time(s))
         | 'ByAgeGroup' >> beam.Map(lambda s: (s['age_group'], s['score']))
-        | 'ScoreWindows' >> self._windowing.fixed()
-        | 'Aggregate' >> beam.CombinePerKey(ScoreFn())
-        | 'ToRows' >> beam.MapTuple(lambda group, stats: dict(stats, age_group=group))
-        | 'AddWindow' >> beam.ParDo(AddWindowColumns()))
+        | 'Aggregate' >> AggregatePerWindow(self._windowing, ScoreFn(), _score_row))
 
 
 class Funnel(beam.PTransform):
+  """session summaries -> one funnel row per step, per window."""
 
   def __init__(self, windowing: Windowing):
     super().__init__()
@@ -143,7 +150,5 @@ class Funnel(beam.PTransform):
         summaries
         | 'OnTime' >> beam.Filter(_on_time)
         | 'Depth' >> beam.Map(lambda s: (None, funnel_depth(s)))
-        | 'FunnelWindows' >> self._windowing.fixed()
-        | 'Aggregate' >> beam.CombinePerKey(FunnelFn())
-        | 'ToRows' >> beam.FlatMapTuple(lambda _, rows: rows)
-        | 'AddWindow' >> beam.ParDo(AddWindowColumns()))
+        | 'Aggregate' >> AggregatePerWindow(
+            self._windowing, FunnelFn(), lambda _, rows: rows))

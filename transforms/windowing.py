@@ -85,3 +85,22 @@ class AddWindowColumns(beam.DoFn):
     out = dict(row)
     out.update(window_columns(win, pane))
     yield out
+
+
+class AggregatePerWindow(beam.PTransform):
+  """(key, value) -> rows: combine per key in `windowing.fixed()` windows, turn each
+  (key, result) into rows with `to_rows`, and add the window and pane columns."""
+
+  def __init__(self, windowing: Windowing, combine_fn, to_rows):
+    super().__init__()
+    self._windowing = windowing
+    self._combine_fn = combine_fn
+    self._to_rows = to_rows
+
+  def expand(self, keyed):
+    return (
+        keyed
+        | 'Window' >> self._windowing.fixed()
+        | 'Combine' >> beam.CombinePerKey(self._combine_fn)
+        | 'ToRows' >> beam.FlatMapTuple(self._to_rows)
+        | 'AddWindow' >> beam.ParDo(AddWindowColumns()))
