@@ -89,6 +89,9 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
   output = job_options.output or os.path.join('output', job)
   options.view_as(SetupOptions).save_main_session = save_main_session
   local = standard.runner in (None, 'DirectRunner', 'direct', 'FnApiRunner')
+  if local and is_pubsub(source) and job_options.id_label:
+    raise ValueError('--id_label is not supported by the DirectRunner; run without it '
+                     'locally (duplicates are still dropped by content) or on Dataflow')
 
   pipeline = beam.Pipeline(options=options)
   records = pipeline | 'Read' >> ReadRecords(

@@ -141,3 +141,35 @@ def test_bigquery_output_configures_one_write_per_table(argv, method):
         'type': 'DAY', 'field': schemas.partition_field(game_analytics.JOB, table)}}
   assert writes['rpg_events'].additional_bq_parameters['timePartitioning']['field'] == (
       'event_time')
+
+
+def test_pubsub_input_builds_a_streaming_job_reading_attributes():
+  from apache_beam.io.gcp.pubsub import ReadFromPubSub
+  from apache_beam.options.pipeline_options import StandardOptions
+  from apache_beam.pipeline import PipelineVisitor
+
+  plan = game_analytics.build(
+      ['--input', 'projects/my-proj/subscriptions/game-events',
+       '--timestamp_attribute', 'ts', '--output', 'my-proj:analytics'],
+      save_main_session=False)
+  assert plan.pipeline.options.view_as(StandardOptions).streaming
+  reads = []
+
+  class Visitor(PipelineVisitor):
+
+    def enter_composite_transform(self, node):
+      if isinstance(node.transform, ReadFromPubSub):
+        reads.append(node.transform)
+
+  plan.pipeline.visit(Visitor())
+  source = reads[0]._source
+  assert (source.full_subscription, source.with_attributes, source.timestamp_attribute) == (
+      'projects/my-proj/subscriptions/game-events', True, 'ts')
+  writes = _write_to_bigquery_transforms(plan.pipeline)
+  assert {w.method for w in writes} == {'STREAMING_INSERTS'}
+
+
+def test_id_label_on_the_direct_runner_is_refused_at_start_up():
+  with pytest.raises(ValueError, match='--id_label is not supported by the DirectRunner'):
+    game_analytics.build(['--input', 'projects/p/subscriptions/s', '--id_label', 'uid'],
+                         save_main_session=False)
