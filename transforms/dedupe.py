@@ -74,8 +74,10 @@ class _EmitFirst(beam.DoFn):
     yield beam.window.TimestampedValue(value, timestamp)
 
 
-def _with_timestamp(kv, timestamp=beam.DoFn.TimestampParam):
-  return kv[0], (kv[1], timestamp)
+class _WithTimestamp(beam.DoFn):
+
+  def process(self, kv, timestamp=beam.DoFn.TimestampParam):
+    yield kv[0], (kv[1], timestamp)
 
 
 class DropDuplicates(beam.PTransform):
@@ -93,7 +95,7 @@ class DropDuplicates(beam.PTransform):
     if keyed.is_bounded:
       return (
           keyed
-          | 'Stamp' >> beam.Map(_with_timestamp)
+          | 'Stamp' >> beam.ParDo(_WithTimestamp())
           | 'FirstAndCount' >> beam.CombinePerKey(_FirstAndCount())
           | 'EmitFirst' >> beam.ParDo(_EmitFirst(self._namespace)))
     return keyed | 'FirstPerKey' >> beam.ParDo(_FirstPerKey(self._namespace, self._ttl_s))

@@ -53,10 +53,14 @@ class DecodeGameEvents(beam.DoFn):
     yield beam.window.TimestampedValue((key, row), Timestamp(micros=event.micros))
 
 
-def _session_event(row, timestamp=beam.DoFn.TimestampParam):
-  return row['session_id'], SessionEvent(
-      row['event_name'], timestamp.micros, row['user_id'], row['age'], row['sex'],
-      row['score'])
+class _ToSessionEvent(beam.DoFn):
+  """events row -> (session_id, SessionEvent). A DoFn, not a Map over a function with a
+  TimestampParam: Beam would inspect that function's signature for every element."""
+
+  def process(self, row, timestamp=beam.DoFn.TimestampParam):
+    yield row['session_id'], SessionEvent(
+        row['event_name'], timestamp.micros, row['user_id'], row['age'], row['sex'],
+        row['score'])
 
 
 class _SessionRow(beam.DoFn):
@@ -80,7 +84,7 @@ class SessionSummaries(beam.PTransform):
   def expand(self, events):
     return (
         events
-        | 'ToSessionEvents' >> beam.Map(_session_event)
+        | 'ToSessionEvents' >> beam.ParDo(_ToSessionEvent())
         | 'SessionWindows' >> self._windowing.sessions(PlaySessions(self._gap))
         | 'Summarise' >> beam.CombinePerKey(SessionSummaryFn())
         | 'ToRows' >> beam.ParDo(_SessionRow()))

@@ -30,16 +30,16 @@ class Windowing:
              if self.early_firing_s else None)
     return trigger.AfterWatermark(early=early, late=trigger.AfterCount(1))
 
-  def fixed(self) -> beam.WindowInto:
+  def fixed(self) -> beam.PTransform:
     if not self.streaming:
-      return beam.WindowInto(window.GlobalWindows())
+      return _Unchanged()  # batch input is already in the global window
     return beam.WindowInto(
         window.FixedWindows(self.window_s),
         trigger=self._trigger(),
         accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
         allowed_lateness=self.allowed_lateness_s)
 
-  def sessions(self, window_fn: window.WindowFn) -> beam.WindowInto:
+  def sessions(self, window_fn: window.WindowFn) -> beam.PTransform:
     """`window_fn` (a merging WindowFn) when streaming; one global window in batch.
 
     Sessions fire once on time and again for each late event: no early firings, so the
@@ -47,13 +47,20 @@ class Windowing:
     at its last event, so downstream fixed windows count it where the play ended.
     """
     if not self.streaming:
-      return beam.WindowInto(window.GlobalWindows())
+      return _Unchanged()
     return beam.WindowInto(
         window_fn,
         trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
         accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
         timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_LATEST,
         allowed_lateness=self.allowed_lateness_s)
+
+
+class _Unchanged(beam.PTransform):
+  """No step at all: bounded jobs never leave the global window."""
+
+  def expand(self, pcoll):
+    return pcoll
 
 
 def window_columns(win: Any, pane: Any) -> Dict[str, Any]:
