@@ -186,3 +186,22 @@ def test_record_from_pubsub_without_id_or_publish_time():
   record = record_from_pubsub(PubsubMessage(data=b'x', attributes=None), 'projects/p/topics/t')
   assert (record.payload, record.message_id, record.publish_time) == (b'x', None, None)
   assert not record.attributes
+
+
+def test_escaped_lone_surrogates_become_error_rows_instead_of_crashing_a_shuffle():
+  source = 'projects/p/subscriptions/s'
+  with TestPipeline() as p:
+    records = p | beam.Create([
+        Record(b'{"name": "\\ud800 x"}', source, message_id='m1'),   # Pub/Sub bytes
+        Record('{"name": "\\udc80"}', 'in.json', line=4),             # file text
+        Record(b'{"name": "\\u00e9t\\u00e9"}', source, message_id='m3'),  # fine: "ete"
+    ])
+    good, errors = records | ParseJsonRecords(JOB, clock=lambda: NOW)
+    # A shuffle encodes every string as UTF-8: it must not see the bad records.
+    shuffled = (good | beam.Map(lambda r: (r.value['name'], 1)) | beam.GroupByKey()
+                | beam.MapTuple(lambda name, ones: name))
+    assert_that(shuffled, equal_to(['\u00e9t\u00e9']), label='Good')
+    assert_that(errors | beam.Map(lambda r: (r['stage'], r['error'][:38], r['source'])),
+                equal_to([('parse_json', 'payload is not valid UTF-8 text at cha', source),
+                          ('parse_json', 'payload is not valid UTF-8 text at cha',
+                           'in.json:4')]), label='Errors')

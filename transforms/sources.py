@@ -158,6 +158,12 @@ def _check_value(value) -> None:
       _check_value(item)
 
 
+def _has_escapes(payload) -> bool:
+  if isinstance(payload, str):
+    return '\\u' in payload
+  return isinstance(payload, bytes) and b'\\u' in payload
+
+
 class _ParseJson(beam.DoFn):
 
   def process(self, record: Record):
@@ -170,7 +176,7 @@ class _ParseJson(beam.DoFn):
       raise RecordError('payload is not UTF-8 text: %s' % e.reason) from e
     except ValueError as e:
       raise RecordError('invalid JSON: %s' % e) from e
-    if isinstance(record.payload, str) and '\\u' in record.payload:
+    if _has_escapes(record.payload):
       _check_value(value)  # escapes like "\ud800" decode to unencodable strings
     if record.parsed:
       yield record
