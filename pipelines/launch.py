@@ -11,8 +11,8 @@ from typing import Callable, Dict, List, Optional, Type
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions,
+                                                  SetupOptions, StandardOptions)
 from apache_beam.runners.runner import PipelineResult
 
 import schemas
@@ -102,6 +102,18 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
   return JobPlan(pipeline, output, local, standard.runner)
 
 
+def check_cloud_options(plan: JobPlan, options: PipelineOptions):
+  """Batch BigQuery loads and reads stage files on GCS: say so before running, not after a
+  retry loop."""
+  gcp = options.view_as(GoogleCloudOptions)
+  job_options = options.view_as(JobOptions)
+  streaming = options.view_as(StandardOptions).streaming
+  needs_temp = job_options.input_table or (is_bigquery_dataset(plan.output) and not streaming)
+  if needs_temp and not (gcp.temp_location or '').startswith('gs://'):
+    raise ValueError('BigQuery %s in batch needs --temp_location gs://BUCKET/tmp' % (
+        'input' if job_options.input_table else 'output'))
+
+
 def run_job(job: str, options_cls: Type[PipelineOptions],
             build: Callable[[beam.PCollection, PipelineOptions, bool],
                             Dict[str, beam.PCollection]],
@@ -109,6 +121,7 @@ def run_job(job: str, options_cls: Type[PipelineOptions],
             description: Optional[str] = None) -> PipelineResult:
   """Build the job, run it; locally, wait and report its counters."""
   plan = build_job(job, options_cls, build, argv, save_main_session, description)
+  check_cloud_options(plan, plan.pipeline.options)
   if plan.local and not is_bigquery_dataset(plan.output):
     _clear_tables(plan.output, job)
   result = plan.pipeline.run()

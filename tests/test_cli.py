@@ -173,3 +173,8 @@ def test_id_label_on_the_direct_runner_is_refused_at_start_up():
   with pytest.raises(ValueError, match='--id_label is not supported by the DirectRunner'):
     game_analytics.build(['--input', 'projects/p/subscriptions/s', '--id_label', 'uid'],
                          save_main_session=False)
+
+
+def test_batch_bigquery_output_without_a_gcs_temp_location_stops_before_running():
+  with pytest.raises(ValueError, match='needs --temp_location gs://'):
+    game_analytics.run(['--output', 'my-proj:analytics'], save_main_session=False)
