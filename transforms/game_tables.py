@@ -4,8 +4,6 @@ Batch: one global window, so every table is exact over the whole input. Streamin
 are `PlaySessions` windows; heatmap, score_by_age and funnel are fixed windows with early
 firings and allowed lateness (see README, "Streaming semantics").
 """
-import dataclasses
-
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.timestamp import Timestamp
@@ -32,7 +30,7 @@ class FlattenEvents(beam.DoFn):
       raise
     self._events_read.inc(len(events))
     for event in events:
-      yield dataclasses.replace(record, payload=None, value=event)
+      yield record.with_value(event, keep_payload=False)
 
 
 class DecodeGameEvents(beam.DoFn):

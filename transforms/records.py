@@ -35,6 +35,12 @@ class Record:
   def location(self) -> str:
     return '%s:%d' % (self.source, self.line) if self.line else self.source
 
+  def with_value(self, value: Any, keep_payload: bool = True) -> 'Record':
+    """The same record carrying `value` (dataclasses.replace is several times slower, and
+    this runs once per record or event)."""
+    return Record(self.payload if keep_payload else None, self.source, self.attributes,
+                  self.message_id, self.publish_time, self.line, value)
+
   def text(self) -> str:
     """The payload as text; raises UnicodeDecodeError for binary payloads."""
     if isinstance(self.payload, bytes):

@@ -4,7 +4,6 @@ It emits `Record`s carrying the raw payload, attributes and source, so any later
 dead-letter a record verbatim. `ParseJsonRecords` is the shared second half: JSON payload ->
 value, or an error row.
 """
-import dataclasses
 import re
 import time
 from typing import Callable, Iterator, Optional
@@ -181,7 +180,7 @@ class _ParseJson(beam.DoFn):
     if record.parsed:
       yield record
     else:
-      yield dataclasses.replace(record, value=value)
+      yield record.with_value(value)
 
 
 class ParseJsonRecords(beam.PTransform):
