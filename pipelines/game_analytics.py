@@ -71,15 +71,17 @@ class GameAnalytics(beam.PTransform):
         game_tables.DecodeGameEvents(JOB), JOB, 'decode_event', self._clock)
     events = keyed | 'DropDuplicates' >> DropDuplicates(JOB, self._dedupe_ttl_s)
 
-    summaries = events | 'Sessions' >> game_tables.SessionSummaries(
+    sessions = events | 'Sessions' >> game_tables.SessionSummaries(
         self._windowing, self._session_gap_s)
     return {
         'events': events,
-        'sessions': summaries | 'SessionRows' >> beam.Map(game_tables.session_table_row),
+        'sessions': sessions['rows'] | 'SessionRows' >> beam.Map(
+            game_tables.session_table_row),
         'heatmap': events | 'Heatmap' >> game_tables.Heatmap(
             self._windowing, self._cell_size),
-        'score_by_age': summaries | 'ScoreByAge' >> game_tables.ScoreByAge(self._windowing),
-        'funnel': summaries | 'Funnel' >> game_tables.Funnel(self._windowing),
+        'score_by_age': sessions['final'] | 'ScoreByAge' >> game_tables.ScoreByAge(
+            self._windowing),
+        'funnel': sessions['final'] | 'Funnel' >> game_tables.Funnel(self._windowing),
         'errors': (parse_errors, flatten_errors, decode_errors)
                   | 'Errors' >> beam.Flatten(),
     }

@@ -1,91 +1,23 @@
-"""Play sessions: the session window that closes on END_SESSION, and the session summary.
+"""Play sessions: the summary of one play, and how a stream of events becomes sessions.
 
-Beam's `Sessions` window only closes after a gap of inactivity; a play that logged
-END_SESSION is over, so `PlaySessions` closes the window at that event instead (the window
-ends just after it). Windows that END_SESSION closed end on an odd microsecond, open ones on
-an even one: the standard IntervalWindow (and its coder) carries the mark through merges,
-so a late event within allowed lateness rejoins the closed session without reopening it.
+A play is over at END_SESSION, or after a gap of inactivity when it never logged one. Beam's
+session windows can only close on the gap, and merging windows with late firings depend on
+delivery order, so streaming sessions are tracked per `session_id` with state and event-time
+timers (`TrackSessions`): the result is the same whatever order events arrive in, and the
+same as the batch CombinePerKey over the same `SessionSummaryFn`.
 """
 import collections
 from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
 from apache_beam.coders import coders
-from apache_beam.transforms.window import IntervalWindow, WindowFn
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import (CombiningValueStateSpec, ReadModifyWriteStateSpec,
+                                              TimerSpec, on_timer)
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms import timestamps
 from transforms.game import ATTACK, END, MOVE, NPC_DIE, START, age_group
-
-
-def _open_end(micros: int) -> int:
-  return micros + (micros % 2)        # round up to even
-
-
-def _closed_end(micros: int) -> int:
-  return micros + 1 + (micros % 2)    # the first odd microsecond after it
-
-
-def is_closed(window: IntervalWindow) -> bool:
-  return window.end.micros % 2 == 1
-
-
-class PlaySessions(WindowFn):
-  """Session windows per key that close after `gap_s` of inactivity or at END_SESSION.
-
-  Elements are (session_id, SessionEvent) pairs; the event name decides the window.
-  """
-
-  def __init__(self, gap_s: float):
-    if gap_s <= 0:
-      raise ValueError('session gap must be positive')
-    self.gap = Duration.of(gap_s)
-
-  def assign(self, context):
-    start = context.timestamp.micros
-    _, event = context.element
-    if event.name == END:
-      end = _closed_end(start)
-    else:
-      end = _open_end(start + self.gap.micros)
-    return [IntervalWindow(Timestamp(micros=start), Timestamp(micros=end))]
-
-  def get_window_coder(self):
-    return coders.IntervalWindowCoder()
-
-  def merge(self, merge_context):
-    group: List[IntervalWindow] = []
-    start = end = None
-    closed = False
-    for w in sorted(merge_context.windows, key=lambda w: (w.start, w.end)):
-      if group and w.start < end:
-        group.append(w)
-        if is_closed(w):
-          end = min(end, w.end) if closed else w.end
-          closed = True
-        elif not closed:
-          end = max(end, w.end)
-        continue
-      _emit(merge_context, group, start, end)
-      group, start, end, closed = [w], w.start, w.end, is_closed(w)
-    _emit(merge_context, group, start, end)
-
-  def is_merging(self):
-    return True
-
-  def __eq__(self, other):
-    return type(self) is type(other) and self.gap == other.gap
-
-  def __hash__(self):
-    return hash((type(self), self.gap))
-
-
-def _emit(merge_context, group, start, end):
-  if not group:
-    return
-  merged = IntervalWindow(start, end)
-  if len(group) > 1 or group[0] != merged:
-    merge_context.merge(group, merged)
 
 
 # What a session summary needs of an event (a plain namedtuple: Beam encodes it compactly).
@@ -166,6 +98,66 @@ def summary_row(acc) -> Dict[str, Any]:
       'completed': completed,
       'started': acc[_START] is not None,
   }
+
+
+def close_micros(acc, gap_micros: int) -> int:
+  """When a session is over: its (first) END_SESSION, else its last event plus the gap."""
+  return acc[_END] if acc[_END] is not None else acc[_LAST] + gap_micros
+
+
+class _SessionStateFn(SessionSummaryFn):
+  """The summary's accumulator as state: extract_output keeps the raw accumulator."""
+
+  def extract_output(self, acc):
+    return acc
+
+
+class TrackSessions(beam.DoFn):
+  """(session_id, SessionEvent) in the global window -> `sessions` rows, and (tagged FINAL)
+  each session's summary once it can no longer change.
+
+  A session closes when the watermark passes close_micros(); its row is written then
+  (pane_index 0) and rewritten for every later event (pane_index 1, 2 ...). State is kept
+  `expiry_s` after the close, then the final summary is emitted and the state dropped. The
+  caller drops events that come later than that before they reach this DoFn.
+  """
+  FINAL = 'final'
+  SUMMARY = CombiningValueStateSpec('summary', coders.PickleCoder(), _SessionStateFn())
+  ROWS_WRITTEN = ReadModifyWriteStateSpec('rows_written', coders.VarIntCoder())
+  CLOSE = TimerSpec('close', TimeDomain.WATERMARK)
+  EXPIRE = TimerSpec('expire', TimeDomain.WATERMARK)
+
+  def __init__(self, gap_s: float, expiry_s: float):
+    self._gap = Duration.of(gap_s).micros
+    self._expiry = Duration.of(expiry_s)
+
+  def process(self, element, summary=beam.DoFn.StateParam(SUMMARY),
+              close=beam.DoFn.TimerParam(CLOSE)):
+    summary.add(element[1])
+    # Setting the timer again moves it; one in the past fires at the next watermark.
+    close.set(Timestamp(micros=close_micros(summary.read(), self._gap)))
+
+  @on_timer(CLOSE)
+  def on_close(self, key=beam.DoFn.KeyParam, summary=beam.DoFn.StateParam(SUMMARY),
+               rows_written=beam.DoFn.StateParam(ROWS_WRITTEN),
+               expire=beam.DoFn.TimerParam(EXPIRE)):
+    acc = summary.read()
+    written = rows_written.read() or 0
+    rows_written.write(written + 1)
+    expire.set(Timestamp(micros=close_micros(acc, self._gap)) + self._expiry)
+    row = {'session_id': key}
+    row.update(summary_row(acc))
+    row.update(pane_index=written, pane_timing='ON_TIME' if written == 0 else 'LATE')
+    yield row
+
+  @on_timer(EXPIRE)
+  def on_expire(self, key=beam.DoFn.KeyParam, summary=beam.DoFn.StateParam(SUMMARY),
+                rows_written=beam.DoFn.StateParam(ROWS_WRITTEN)):
+    final = {'session_id': key}
+    final.update(summary_row(summary.read()))
+    summary.clear()
+    rows_written.clear()
+    yield beam.pvalue.TaggedOutput(self.FINAL, final)
 
 
 FUNNEL_STEPS = ('started', 'moved', 'attacked', 'completed')

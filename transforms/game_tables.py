@@ -1,19 +1,22 @@
 """The game_analytics tables as composite transforms, each windowed by `Windowing`.
 
 Batch: one global window, so every table is exact over the whole input. Streaming: sessions
-are `PlaySessions` windows; heatmap, score_by_age and funnel are fixed windows with early
-firings and allowed lateness (see README, "Streaming semantics").
+are tracked per session_id with state and timers; heatmap, score_by_age and funnel are fixed
+windows with early firings and allowed lateness (see README, "Streaming semantics").
 """
+from typing import Any, Tuple
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms import game
 from transforms.firebase import flatten_record
-from transforms.game_sessions import (FunnelFn, PlaySessions, ScoreFn, SessionEvent,
-                                      SessionSummaryFn, funnel_depth)
+from transforms.game_sessions import (FunnelFn, ScoreFn, SessionEvent, SessionSummaryFn,
+                                      TrackSessions, funnel_depth)
 from transforms.records import Record
-from transforms.windowing import AggregatePerWindow, Windowing, pane_columns
+from transforms.windowing import AggregatePerWindow, Windowing
 
 
 class FlattenEvents(beam.DoFn):
@@ -63,16 +66,55 @@ class _ToSessionEvent(beam.DoFn):
 
 class _SessionRow(beam.DoFn):
 
-  def process(self, keyed, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+  def process(self, keyed):
     session_id, summary = keyed
     row = {'session_id': session_id}
     row.update(summary)
-    row.update(pane_columns(win, pane))
+    row.update(pane_index=None, pane_timing=None)
     yield row
 
 
+class _Restamp(beam.DoFn):
+  """(session_id, [SessionEvent]) -> each event again, at its own event time."""
+
+  def process(self, grouped):
+    session_id, events = grouped
+    for event in events:
+      yield beam.window.TimestampedValue((session_id, event), Timestamp(micros=event.micros))
+
+
+class DropTooLate(beam.PTransform):
+  """Drops events more than `allowed_lateness_s` behind the watermark (1 s windows, fired
+  per element): Beam's own lateness rule, applied before per-session state."""
+
+  def __init__(self, allowed_lateness_s: float):
+    super().__init__()
+    self._lateness = allowed_lateness_s
+
+  def expand(self, keyed):
+    return (
+        keyed
+        | 'LatenessWindows' >> beam.WindowInto(
+            window.FixedWindows(LATENESS_WINDOW_S),
+            trigger=trigger.Repeatedly(trigger.AfterCount(1)),
+            accumulation_mode=trigger.AccumulationMode.DISCARDING,
+            allowed_lateness=self._lateness)
+        | 'GroupArrivals' >> beam.GroupByKey()
+        | 'Restamp' >> beam.ParDo(_Restamp()).with_output_types(Tuple[str, Any])
+        | 'GlobalWindow' >> beam.WindowInto(window.GlobalWindows()))
+
+
+LATENESS_WINDOW_S = 1
+
+
 class SessionSummaries(beam.PTransform):
-  """events rows -> session summaries (`sessions` rows plus `started` for the funnel)."""
+  """events rows -> {'rows': `sessions` rows, 'final': one summary per session (a row plus
+  `started`), for the aggregates}.
+
+  Batch: one exact summary per session_id, and rows and finals are the same. Streaming:
+  TrackSessions (see game_sessions) writes a row when a session closes and again for each
+  later event, and its final summary `allowed_lateness` after it closed.
+  """
 
   def __init__(self, windowing: Windowing, session_gap_s: float):
     super().__init__()
@@ -80,21 +122,25 @@ class SessionSummaries(beam.PTransform):
     self._gap = session_gap_s
 
   def expand(self, events):
-    return (
-        events
-        | 'ToSessionEvents' >> beam.ParDo(_ToSessionEvent())
-        | 'SessionWindows' >> self._windowing.sessions(PlaySessions(self._gap))
-        | 'Summarise' >> beam.CombinePerKey(SessionSummaryFn())
-        | 'ToRows' >> beam.ParDo(_SessionRow()))
+    keyed = events | 'ToSessionEvents' >> beam.ParDo(_ToSessionEvent())
+    if not self._windowing.streaming:
+      summaries = (
+          keyed
+          | 'Summarise' >> beam.CombinePerKey(SessionSummaryFn())
+          | 'ToRows' >> beam.ParDo(_SessionRow()))
+      return {'rows': summaries, 'final': summaries}
+    lateness = self._windowing.allowed_lateness_s
+    tracked = (
+        keyed
+        | 'DropTooLate' >> DropTooLate(lateness)
+        | 'TrackSessions' >> beam.ParDo(TrackSessions(
+            self._gap, lateness + 2 * LATENESS_WINDOW_S)).with_outputs(
+                TrackSessions.FINAL, main='rows'))
+    return {'rows': tracked.rows, 'final': tracked[TrackSessions.FINAL]}
 
 
 def session_table_row(summary):
   return {k: v for k, v in summary.items() if k != 'started'}
-
-
-def _on_time(summary):
-  """A session's first, complete firing; late re-firings would count it twice."""
-  return summary.get('pane_timing') in (None, 'ON_TIME', 'UNKNOWN')
 
 
 def _cell_count(row, cell_size):
@@ -135,7 +181,7 @@ class ScoreByAge(beam.PTransform):
   def expand(self, summaries):
     return (
         summaries
-        | 'Completed' >> beam.Filter(lambda s: s['completed'] and _on_time(s))
+        | 'Completed' >> beam.Filter(lambda s: s['completed'])
         | 'ByAgeGroup' >> beam.Map(lambda s: (s['age_group'], s['score']))
         | 'Aggregate' >> AggregatePerWindow(self._windowing, ScoreFn(), _score_row))
 
@@ -150,7 +196,6 @@ class Funnel(beam.PTransform):
   def expand(self, summaries):
     return (
         summaries
-        | 'OnTime' >> beam.Filter(_on_time)
         | 'Depth' >> beam.Map(lambda s: (None, funnel_depth(s)))
         | 'Aggregate' >> AggregatePerWindow(
             self._windowing, FunnelFn(), lambda _, rows: rows))

@@ -39,22 +39,6 @@ class Windowing:
         accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
         allowed_lateness=self.allowed_lateness_s)
 
-  def sessions(self, window_fn: window.WindowFn) -> beam.PTransform:
-    """`window_fn` (a merging WindowFn) when streaming; one global window in batch.
-
-    Sessions fire once on time and again for each late event: no early firings, so the
-    first pane of a session is its complete on-time summary. A session row is timestamped
-    at its last event, so downstream fixed windows count it where the play ended.
-    """
-    if not self.streaming:
-      return _Unchanged()
-    return beam.WindowInto(
-        window_fn,
-        trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
-        accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
-        timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_LATEST,
-        allowed_lateness=self.allowed_lateness_s)
-
 
 class _Unchanged(beam.PTransform):
   """No step at all: bounded jobs never leave the global window."""
