@@ -9,6 +9,7 @@ import sys
 from typing import List, Optional, Type
 
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import _BeamArgumentParser  # Beam's own parser
 
 
 def positive(value: str) -> float:
@@ -91,4 +92,20 @@ def parse_options(options_cls: Type[PipelineOptions], argv: Optional[List[str]],
     parser.print_help()
     raise SystemExit(0)
   parser.parse_known_args(argv)  # validates the job's flags with argparse's messages
+  unknown = unknown_flags(argv)
+  if unknown:
+    parser.error('unrecognized arguments: %s (see --help)' % ' '.join(unknown))
   return PipelineOptions(argv)
+
+
+def unknown_flags(argv: List[str]) -> List[str]:
+  """Flags no PipelineOptions class defines: a typo such as --sesion_gap would otherwise be
+  ignored by Beam with a log line, and the job would run with the default."""
+  parser = _BeamArgumentParser(allow_abbrev=False)
+  classes = {}
+  for cls in PipelineOptions.__subclasses__():  # what Beam itself accepts
+    classes.setdefault(str(cls), cls)
+  for cls in classes.values():
+    cls._add_argparse_args(parser)
+  _, unknown = parser.parse_known_args(argv)
+  return [arg.split('=', 1)[0] for arg in unknown if arg.startswith('--')]

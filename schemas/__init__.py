@@ -49,7 +49,8 @@ def partition_field(job: str, table: str) -> Optional[str]:
 
 _CHECKS = {
     'STRING': lambda v: isinstance(v, str),
-    'INTEGER': lambda v: isinstance(v, int) and not isinstance(v, bool),
+    'INTEGER': lambda v: (isinstance(v, int) and not isinstance(v, bool)
+                          and -2**63 <= v < 2**63),
     'FLOAT': lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     'BOOLEAN': lambda v: isinstance(v, bool),
     'TIMESTAMP': lambda v: isinstance(v, str) and _is_rfc3339_utc(v),

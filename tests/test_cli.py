@@ -178,3 +178,18 @@ def test_id_label_on_the_direct_runner_is_refused_at_start_up():
 def test_batch_bigquery_output_without_a_gcs_temp_location_stops_before_running():
   with pytest.raises(ValueError, match='needs --temp_location gs://'):
     game_analytics.run(['--output', 'my-proj:analytics'], save_main_session=False)
+
+
+def test_a_mistyped_flag_stops_at_start_up(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    game_analytics.build(['--sesion_gap', '5'], save_main_session=False)
+  assert exit_info.value.code == 2
+  assert 'unrecognized arguments: --sesion_gap' in capsys.readouterr().err
+
+
+def test_beam_and_dataflow_flags_are_accepted():
+  plan = game_analytics.build(
+      ['--runner', 'DirectRunner', '--direct_num_workers=2', '--project', 'p',
+       '--region', 'europe-west1', '--temp_location', 'gs://b/tmp', '--experiments', 'x',
+       '--setup_file', './setup.py', '--session_gap=5'], save_main_session=False)
+  assert plan.pipeline.options.view_as(game_analytics.GameAnalyticsOptions).session_gap == 5

@@ -264,3 +264,22 @@ def test_error_rows_keep_the_raw_payload_and_source():
         'error': 'invalid JSON: Expecting value: line 1 column 12 (char 11)',
         'payload': '{"broken": ', 'payload_encoding': 'text', 'attributes': None,
         'source': 'in/a.json:3'}]))
+
+
+def test_a_bad_event_in_a_bundle_keeps_its_neighbours_and_the_raw_record():
+  bundle = {'user_dim': {'app_info': {'app_instance_id': 'u9'}}, 'event_dim': [
+      {'name': 'START_SESSION', 'timestamp_micros': micros(0),
+       'params': legacy_params(sessionid='s9', age=20)},
+      {'name': 'PLAYER_MOVE', 'timestamp_micros': micros(2),
+       'params': legacy_params(pos_x=1.0)},                      # no sessionid
+  ]}
+  raw = json.dumps(bundle)
+  with TestPipeline() as pipeline:
+    tables = (pipeline | beam.Create([Record(raw, 'app_events.json', line=7)])
+              | GameAnalytics(clock=_fixed_clock))
+    assert_that(tables['events'] | beam.Map(lambda r: (r['session_id'], r['event_name'])),
+                equal_to([('s9', 'START_SESSION')]), label='events')
+    assert_that(tables['errors'] | beam.Map(
+        lambda r: (r['stage'], r['error'], r['payload'], r['source'])),
+        equal_to([('decode_event', 'missing sessionid', raw, 'app_events.json:7#1')]),
+        label='errors')

@@ -92,3 +92,19 @@ def test_age_group_is_decade_floor_within_0_to_120(age, group):
 def test_funnel_depth_counts_steps_in_order(started, moves, attacks, completed, depth):
   session = {'started': started, 'moves': moves, 'attacks': attacks, 'completed': completed}
   assert funnel_depth(session) == depth
+
+
+@pytest.mark.parametrize('params, reason', [
+    ({'sessionid': 's', 'score': 2**63}, 'score: 9223372036854775808 is out of range'),
+    ({'sessionid': 's', 'score': '1e19'}, "score: '1e19' is out of range"),
+    ({'sessionid': 's', 'pos_x': 10**400}, 'pos_x: 1000'),
+])
+def test_integers_beyond_bigquery_int64_are_record_errors(params, reason):
+  with pytest.raises(RecordError, match=reason):
+    row('END_SESSION', **params)
+
+
+def test_ages_out_of_int64_are_unknown_and_far_cells_are_not_placed():
+  assert row('START_SESSION', sessionid='s', age=10**400)['age'] is None
+  assert row('START_SESSION', sessionid='s', age=-(2**63) + 1)['age'] == -(2**63) + 1
+  assert game.heatmap_cell({'event_name': 'PLAYER_MOVE', 'x': 1e300, 'z': 0.0}, 1) is None

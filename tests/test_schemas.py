@@ -120,3 +120,10 @@ def test_row_problems_flags_an_offset_followed_by_z():
   row = dict(EVENT, event_time='2018-10-10T17:00:00+09:00Z')
   assert schemas.row_problems(JOB, 'events', row) == [
       "event_time='2018-10-10T17:00:00+09:00Z' is not TIMESTAMP"]
+
+
+def test_row_problems_flags_integers_beyond_int64():
+  row = {'event_time': '2018-10-10T08:00:00.000000Z', 'event_name': 'END_SESSION',
+         'session_id': 's', 'score': 2**63}
+  assert schemas.row_problems('game_analytics', 'events', row) == [
+      'score=9223372036854775808 is not INTEGER']

@@ -22,6 +22,8 @@ HEATMAP_LAYERS = {
     MOVE: 'player_move', ATTACK: 'player_attack', NPC_CREATE: 'npc_create',
     NPC_MOVE: 'npc_move', NPC_DIE: 'npc_die'}
 
+INT64_LIMIT = 2**63  # BigQuery INTEGER is INT64
+
 _KEY_ALIASES = {'pox_z': 'pos_z', 'pox_x': 'pos_x', 'session_id': 'sessionid'}
 
 
@@ -49,6 +51,8 @@ def _number(params: Dict[str, Any], key: str) -> Optional[float]:
     return None
   if isinstance(value, bool):
     raise RecordError('%s: expected a number, got %r' % (key, value))
+  if isinstance(value, int) and abs(value) >= INT64_LIMIT:
+    raise RecordError('%s: %d is out of range' % (key, value))
   if isinstance(value, (int, float)):
     number = float(value)
   elif isinstance(value, str):
@@ -64,11 +68,19 @@ def _number(params: Dict[str, Any], key: str) -> Optional[float]:
 
 
 def _integer(params: Dict[str, Any], key: str) -> Optional[int]:
+  """A whole number within BigQuery's INT64; '12', 12.0 and 12 are all 12."""
+  value = params.get(key)
+  if isinstance(value, int) and not isinstance(value, bool):
+    if abs(value) >= INT64_LIMIT:
+      raise RecordError('%s: %d is out of range' % (key, value))
+    return value
   number = _number(params, key)
   if number is None:
     return None
   if not number.is_integer():
-    raise RecordError('%s: expected an integer, got %r' % (key, params[key]))
+    raise RecordError('%s: expected an integer, got %r' % (key, value))
+  if abs(number) >= INT64_LIMIT:
+    raise RecordError('%s: %r is out of range' % (key, value))
   return int(number)
 
 
@@ -148,7 +160,10 @@ def heatmap_cell(row: Dict[str, Any], cell_size: float):
   layer = HEATMAP_LAYERS.get(row['event_name'])
   if layer is None or row['x'] is None or row['z'] is None:
     return None
-  return layer, math.floor(row['x'] / cell_size), math.floor(row['z'] / cell_size)
+  cell_x, cell_z = math.floor(row['x'] / cell_size), math.floor(row['z'] / cell_size)
+  if abs(cell_x) >= INT64_LIMIT or abs(cell_z) >= INT64_LIMIT:
+    return None  # off any map: the event stays in `events`, it just has no cell
+  return layer, cell_x, cell_z
 
 
 def age_group(age: Optional[int]) -> Optional[int]:

@@ -32,8 +32,9 @@ class FlattenEvents(beam.DoFn):
       self._events_read.inc()  # a record that cannot be expanded counts as one event
       raise
     self._events_read.inc(len(events))
-    for event in events:
-      yield record.with_value(event, keep_payload=False)
+    several = len(events) > 1
+    for part, event in enumerate(events):
+      yield record.with_value(event, part if several else None)
 
 
 class DecodeGameEvents(beam.DoFn):

@@ -25,6 +25,7 @@ class Record:
   message_id: Optional[str] = None       # Pub/Sub message id (dedupe key for redeliveries)
   publish_time: Optional[int] = None     # epoch microseconds, when the source knows it
   line: Optional[int] = None             # 1-based line of the record in its file
+  part: Optional[int] = None             # which of the record's events this is (0-based)
   value: Any = dataclasses.field(default=_UNPARSED, compare=False, repr=False)
 
   @property
@@ -33,13 +34,16 @@ class Record:
 
   @property
   def location(self) -> str:
-    return '%s:%d' % (self.source, self.line) if self.line else self.source
+    """Where to find the record: `source[:line][#part]`."""
+    where = '%s:%d' % (self.source, self.line) if self.line else self.source
+    return where if self.part is None else '%s#%d' % (where, self.part)
 
-  def with_value(self, value: Any, keep_payload: bool = True) -> 'Record':
-    """The same record carrying `value` (dataclasses.replace is several times slower, and
-    this runs once per record or event)."""
-    return Record(self.payload if keep_payload else None, self.source, self.attributes,
-                  self.message_id, self.publish_time, self.line, value)
+  def with_value(self, value: Any, part: Optional[int] = None) -> 'Record':
+    """The same record carrying `value`, or one of its events (`part`). The raw payload
+    stays, so a dead letter for any part holds the record as it came in.
+    (dataclasses.replace is several times slower, and this runs once per event.)"""
+    return Record(self.payload, self.source, self.attributes, self.message_id,
+                  self.publish_time, self.line, self.part if part is None else part, value)
 
   def text(self) -> str:
     """The payload as text; raises UnicodeDecodeError for binary payloads."""
