@@ -8,10 +8,9 @@ import time
 from typing import Optional
 
 import apache_beam as beam
-
-from pipelines.launch import JobPlan, build_job, run_job
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.launch import JobPlan, build_job, run_job
 from pipelines.options import JobOptions, positive
 from transforms import game_tables
 from transforms.dedupe import DropDuplicates

@@ -84,6 +84,9 @@ class _Restamp(beam.DoFn):
       yield beam.window.TimestampedValue((session_id, event), Timestamp(micros=event.micros))
 
 
+LATENESS_WINDOW_S = 1
+
+
 class DropTooLate(beam.PTransform):
   """Drops events more than `allowed_lateness_s` behind the watermark (1 s windows, fired
   per element): Beam's own lateness rule, applied before per-session state."""
@@ -103,9 +106,6 @@ class DropTooLate(beam.PTransform):
         | 'GroupArrivals' >> beam.GroupByKey()
         | 'Restamp' >> beam.ParDo(_Restamp()).with_output_types(Tuple[str, Any])
         | 'GlobalWindow' >> beam.WindowInto(window.GlobalWindows()))
-
-
-LATENESS_WINDOW_S = 1
 
 
 class SessionSummaries(beam.PTransform):
