@@ -1,0 +1,40 @@
+"""pipelines.launch: what every job's run() shares (defaults, replacing old output, the
+counter summary and _metrics.json)."""
+import glob
+import json
+import os
+
+from pipelines import launch
+
+
+def test_sample_input_is_the_bundled_folder_and_matches_files():
+  pattern = launch.sample_input('game_analytics')
+  assert pattern.endswith(os.path.join('samples', 'game_analytics', '*.json*'))
+  assert len(glob.glob(pattern)) == 4
+
+
+def test_clear_tables_removes_only_the_jobs_table_files(tmp_path):
+  for relative in ('events/events-00000-of-00002.json', 'errors/errors-00000-of-00001.json',
+                   'events/notes.txt', 'other_table/x.json', '_metrics.json'):
+    path = tmp_path / relative
+    path.parent.mkdir(exist_ok=True)
+    path.write_text('{}\n')
+  launch._clear_tables(str(tmp_path), 'game_analytics')
+  left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*') if p.is_file())
+  assert left == ['_metrics.json', 'events/notes.txt', 'other_table/x.json']
+
+
+def test_summary_and_metrics_file(tmp_path):
+  values = {'errors': 2, 'events_read': 10, 'rows_events': 8}
+  text = launch.summary_text('game_analytics', values, str(tmp_path))
+  assert text.splitlines() == [
+      'game_analytics counters:',
+      '  errors                 2',
+      '  events_read           10',
+      '  rows_events            8',
+      'Output: %s' % os.path.join(str(tmp_path), '<table>', '*.json'),
+  ]
+  assert launch.summary_text('game_analytics', values, 'p:ds').endswith(
+      'Output: BigQuery dataset p:ds')
+  launch._write_metrics(str(tmp_path), values)
+  assert json.loads((tmp_path / '_metrics.json').read_text()) == {'counters': values}
