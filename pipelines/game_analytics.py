@@ -71,7 +71,7 @@ class GameAnalytics(beam.PTransform):
     events = keyed | 'DropDuplicates' >> DropDuplicates(JOB, self._dedupe_ttl_s)
 
     sessions = events | 'Sessions' >> game_tables.SessionSummaries(
-        self._windowing, self._session_gap_s)
+        JOB, self._windowing, self._session_gap_s)
     return {
         'events': events,
         'sessions': sessions['rows'] | 'SessionRows' >> beam.Map(

@@ -108,3 +108,9 @@ def test_ages_out_of_int64_are_unknown_and_far_cells_are_not_placed():
   assert row('START_SESSION', sessionid='s', age=10**400)['age'] is None
   assert row('START_SESSION', sessionid='s', age=-(2**63) + 1)['age'] == -(2**63) + 1
   assert game.heatmap_cell({'event_name': 'PLAYER_MOVE', 'x': 1e300, 'z': 0.0}, 1) is None
+
+
+def test_combine_fns_merge_an_empty_list_to_an_empty_accumulator():
+  from transforms.game_sessions import FunnelFn, ScoreFn, SessionSummaryFn
+  for fn in (SessionSummaryFn(), FunnelFn(), ScoreFn()):
+    assert fn.merge_accumulators([]) == fn.create_accumulator()

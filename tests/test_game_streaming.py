@@ -1,5 +1,7 @@
 """game_analytics streaming semantics with TestStream: sessions that close on END_SESSION
 or after the gap, early/on-time/late panes, and data beyond allowed lateness."""
+from typing import Any, Tuple
+
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import StandardOptions
@@ -180,3 +182,88 @@ def test_sessions_and_aggregates_do_not_depend_on_delivery_order(order):
     assert_that(tables['score_by_age'] | beam.Map(
         lambda r: (r['age_group'], r['sessions'], r['avg_score'])),
         equal_to([(30, 1, 50.0)]), label='score_by_age')
+
+
+def _run_stream(test_stream, checks):
+  """Runs GameAnalytics on a TestStream and applies {table: matcher}."""
+  with TestPipeline(options=StandardOptions(streaming=True)) as pipeline:
+    tables = pipeline | test_stream | GameAnalytics(WINDOWING, session_gap_s=GAP)
+    for name, matcher in checks.items():
+      assert_that(tables[name], matcher, label='check_' + name)
+
+
+def _funnel_totals(rows):
+  totals = dict.fromkeys(('started', 'moved', 'attacked', 'completed'), 0)
+  for r in rows:
+    totals[r['step']] += r['sessions']
+  return totals
+
+
+def _expect(project, expected):
+  def matcher(rows):
+    assert project(rows) == expected
+  return matcher
+
+
+def test_a_gap_closed_session_that_resumes_is_one_session_as_in_batch():
+  test_stream = (
+      TestStream().advance_watermark_to(START)
+      .add_elements([event('START_SESSION', 100, age=34), event('PLAYER_MOVE', 101)])
+      .advance_watermark_to(START + 402)               # closed by the gap at 401
+      .advance_watermark_to(START + 440)
+      .add_elements([event('PLAYER_ATTACK', 450)])     # the player is back, on time
+      .advance_watermark_to(START + 500)
+      .add_elements([event('END_SESSION', 600, score=70)])
+      .advance_watermark_to(START + 601)
+      .advance_watermark_to(START + 730)               # final at 600 + 122
+      .advance_watermark_to(START + 900)
+      .advance_watermark_to_infinity())
+  _run_stream(test_stream, {
+      'sessions': _expect(
+          lambda rows: [(r['pane_index'], r['end_time'], r['attacks'], r['completed'],
+                         r['score']) for r in sorted(rows, key=lambda r: r['pane_index'])],
+          [(0, at(101), 0, False, None), (1, at(600), 1, True, 70)]),
+      'funnel': _expect(_funnel_totals,
+                        {'started': 1, 'moved': 1, 'attacked': 1, 'completed': 1}),
+      'score_by_age': _expect(
+          lambda rows: [(r['age_group'], r['sessions'], r['avg_score']) for r in rows],
+          [(30, 1, 70.0)]),
+  })
+
+
+def test_events_for_a_finished_session_do_not_start_a_second_session():
+  test_stream = (
+      TestStream().advance_watermark_to(START)
+      .add_elements([PLAY[name]() for name in ('start', 'move', 'attack', 'end')])
+      .advance_watermark_to(START + 140)               # final at 10 + 122
+      .add_elements([event('END_SESSION', 200, score=90)])  # on time, but session is over
+      .advance_watermark_to(START + 300)
+      .advance_watermark_to(START + 700)
+      .advance_watermark_to_infinity())
+  # They are counted as late_session_events; the DirectRunner's streaming mode does not
+  # report every bundle's counters, so this test checks the tables only.
+  _run_stream(test_stream, {
+      'sessions': _expect(
+          lambda rows: [(r['session_id'], r['pane_index'], r['score']) for r in rows],
+          [('s1', 0, 50)]),
+      'score_by_age': _expect(
+          lambda rows: [(r['age_group'], r['sessions'], r['avg_score']) for r in rows],
+          [(30, 1, 50.0)]),
+  })
+
+
+def test_track_sessions_runs_on_the_portable_runner_state_api():
+  # The FnApiRunner (Dataflow's harness model) merges stored combining state on add, and
+  # the first merge of a new key has nothing stored.
+  from transforms.game_sessions import SessionEvent, TrackSessions
+  with TestPipeline() as pipeline:
+    out = (pipeline | beam.Create(range(20))
+           | beam.Map(lambda i: beam.window.TimestampedValue(
+               ('s%d' % i, SessionEvent('PLAYER_MOVE', T0 + i * 1_000_000)), START + i)
+                      ).with_output_types(Tuple[str, Any])
+           | beam.ParDo(TrackSessions('test', 300, 122, 300)).with_outputs(
+               TrackSessions.FINAL, main='rows'))
+    assert_that(out.rows | beam.Map(lambda r: r['session_id']),
+                equal_to(['s%d' % i for i in range(20)]), label='rows')
+    assert_that(out[TrackSessions.FINAL] | beam.Map(lambda r: r['moves']),
+                equal_to([1] * 20), label='finals')

@@ -10,6 +10,7 @@ import collections
 from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.coders import coders
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (CombiningValueStateSpec, ReadModifyWriteStateSpec,
@@ -60,7 +61,10 @@ class SessionSummaryFn(beam.CombineFn):
 
   def merge_accumulators(self, accumulators):
     accumulators = iter(accumulators)
-    out = list(next(accumulators))
+    first = next(accumulators, None)  # portable runners merge stored state, maybe none
+    if first is None:
+      return self.create_accumulator()
+    out = list(first)
     for acc in accumulators:
       for slot, pick in ((_FIRST, min), (_LAST, max)):
         if acc[slot] is not None:
@@ -117,47 +121,77 @@ class TrackSessions(beam.DoFn):
   each session's summary once it can no longer change.
 
   A session closes when the watermark passes close_micros(); its row is written then
-  (pane_index 0) and rewritten for every later event (pane_index 1, 2 ...). State is kept
-  `expiry_s` after the close, then the final summary is emitted and the state dropped. The
-  caller drops events that come later than that before they reach this DoFn.
+  (pane_index 0) and rewritten, complete, after later events (pane_index 1, 2 ...). State is
+  kept `expiry_s` after the (latest) close; then the final summary is emitted, the state
+  dropped, and a marker kept for `forget_s` so that stragglers for the finished session
+  are counted (`late_session_events`) rather than starting a second session.
   """
   FINAL = 'final'
   SUMMARY = CombiningValueStateSpec('summary', coders.PickleCoder(), _SessionStateFn())
   ROWS_WRITTEN = ReadModifyWriteStateSpec('rows_written', coders.VarIntCoder())
+  FINISHED = ReadModifyWriteStateSpec('finished', coders.BooleanCoder())
   CLOSE = TimerSpec('close', TimeDomain.WATERMARK)
   EXPIRE = TimerSpec('expire', TimeDomain.WATERMARK)
+  FORGET = TimerSpec('forget', TimeDomain.WATERMARK)
 
-  def __init__(self, gap_s: float, expiry_s: float):
+  def __init__(self, job: str, gap_s: float, expiry_s: float, forget_s: float):
     self._gap = Duration.of(gap_s).micros
     self._expiry = Duration.of(expiry_s)
+    self._forget = Duration.of(forget_s)
+    self._late = Metrics.counter(job, 'late_session_events')
+
+  def _closes(self, acc) -> Timestamp:
+    return Timestamp(micros=close_micros(acc, self._gap))
 
   def process(self, element, summary=beam.DoFn.StateParam(SUMMARY),
-              close=beam.DoFn.TimerParam(CLOSE)):
+              rows_written=beam.DoFn.StateParam(ROWS_WRITTEN),
+              finished=beam.DoFn.StateParam(FINISHED),
+              close=beam.DoFn.TimerParam(CLOSE), expire=beam.DoFn.TimerParam(EXPIRE)):
+    if finished.read():
+      self._late.inc()
+      return
     summary.add(element[1])
-    # Setting the timer again moves it; one in the past fires at the next watermark.
-    close.set(Timestamp(micros=close_micros(summary.read(), self._gap)))
+    closes = self._closes(summary.read())
+    # Setting a timer again moves it; one in the past fires at the next watermark.
+    close.set(closes)
+    if rows_written.read():
+      expire.set(closes + self._expiry)  # a closed session changed: keep it open as long
 
   @on_timer(CLOSE)
   def on_close(self, key=beam.DoFn.KeyParam, summary=beam.DoFn.StateParam(SUMMARY),
                rows_written=beam.DoFn.StateParam(ROWS_WRITTEN),
                expire=beam.DoFn.TimerParam(EXPIRE)):
     acc = summary.read()
+    if acc[_FIRST] is None:
+      return
     written = rows_written.read() or 0
     rows_written.write(written + 1)
-    expire.set(Timestamp(micros=close_micros(acc, self._gap)) + self._expiry)
+    expire.set(self._closes(acc) + self._expiry)
     row = {'session_id': key}
     row.update(summary_row(acc))
     row.update(pane_index=written, pane_timing='ON_TIME' if written == 0 else 'LATE')
     yield row
 
   @on_timer(EXPIRE)
-  def on_expire(self, key=beam.DoFn.KeyParam, summary=beam.DoFn.StateParam(SUMMARY),
-                rows_written=beam.DoFn.StateParam(ROWS_WRITTEN)):
+  def on_expire(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
+                summary=beam.DoFn.StateParam(SUMMARY),
+                rows_written=beam.DoFn.StateParam(ROWS_WRITTEN),
+                finished=beam.DoFn.StateParam(FINISHED),
+                forget=beam.DoFn.TimerParam(FORGET)):
+    acc = summary.read()
+    if acc[_FIRST] is None:
+      return
     final = {'session_id': key}
-    final.update(summary_row(summary.read()))
+    final.update(summary_row(acc))
     summary.clear()
     rows_written.clear()
+    finished.write(True)
+    forget.set(fired + self._forget)
     yield beam.pvalue.TaggedOutput(self.FINAL, final)
+
+  @on_timer(FORGET)
+  def on_forget(self, finished=beam.DoFn.StateParam(FINISHED)):
+    finished.clear()
 
 
 FUNNEL_STEPS = ('started', 'moved', 'attacked', 'completed')
@@ -187,7 +221,11 @@ class FunnelFn(beam.CombineFn):
     return acc
 
   def merge_accumulators(self, accumulators):
-    return [sum(values) for values in zip(*accumulators, strict=False)]
+    out = self.create_accumulator()
+    for acc in accumulators:
+      for step, sessions in enumerate(acc):
+        out[step] += sessions
+    return out
 
   def extract_output(self, acc) -> List[Dict[str, Any]]:
     rows = []

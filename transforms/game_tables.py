@@ -117,8 +117,9 @@ class SessionSummaries(beam.PTransform):
   later event, and its final summary `allowed_lateness` after it closed.
   """
 
-  def __init__(self, windowing: Windowing, session_gap_s: float):
+  def __init__(self, job: str, windowing: Windowing, session_gap_s: float):
     super().__init__()
+    self._job = job
     self._windowing = windowing
     self._gap = session_gap_s
 
@@ -135,7 +136,8 @@ class SessionSummaries(beam.PTransform):
         keyed
         | 'DropTooLate' >> DropTooLate(lateness)
         | 'TrackSessions' >> beam.ParDo(TrackSessions(
-            self._gap, lateness + 2 * LATENESS_WINDOW_S)).with_outputs(
+            self._job, self._gap, lateness + 2 * LATENESS_WINDOW_S,
+            forget_s=self._gap)).with_outputs(
                 TrackSessions.FINAL, main='rows'))
     return {'rows': tracked.rows, 'final': tracked[TrackSessions.FINAL]}
 
