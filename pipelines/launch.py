@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOp
 from apache_beam.runners.runner import PipelineResult
 
 import schemas
-from pipelines.options import JobOptions, parse_options
+from pipelines.options import ConfigError, JobOptions, parse_options
 from transforms.sinks import WriteTables, is_bigquery_dataset, table_glob
 from transforms.sources import ReadRecords, is_pubsub
 
@@ -90,7 +90,7 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
   options.view_as(SetupOptions).save_main_session = save_main_session
   local = standard.runner in (None, 'DirectRunner', 'direct', 'FnApiRunner')
   if local and is_pubsub(source) and job_options.id_label:
-    raise ValueError('--id_label is not supported by the DirectRunner; run without it '
+    raise ConfigError('--id_label is not supported by the DirectRunner; run without it '
                      'locally (duplicates are still dropped by content) or on Dataflow')
 
   pipeline = beam.Pipeline(options=options)
@@ -110,7 +110,7 @@ def check_cloud_options(plan: JobPlan, options: PipelineOptions):
   streaming = options.view_as(StandardOptions).streaming
   needs_temp = job_options.input_table or (is_bigquery_dataset(plan.output) and not streaming)
   if needs_temp and not (gcp.temp_location or '').startswith('gs://'):
-    raise ValueError('BigQuery %s in batch needs --temp_location gs://BUCKET/tmp' % (
+    raise ConfigError('BigQuery %s in batch needs --temp_location gs://BUCKET/tmp' % (
         'input' if job_options.input_table else 'output'))
 
 

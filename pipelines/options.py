@@ -12,6 +12,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import _BeamArgumentParser  # Beam's own parser
 
 
+class ConfigError(ValueError):
+  """Bad configuration, found before anything runs: the CLI prints it and exits 2."""
+
+
 def positive(value: str) -> float:
   number = float(value)
   if number <= 0:
@@ -54,8 +58,9 @@ class JobOptions(PipelineOptions):
         help='Pub/Sub attribute holding the event time (RFC 3339 or epoch ms).')
     group = parser.add_argument_group('windowing (streaming)')
     group.add_argument(
-        '--window', type=positive, default=300,
-        help='Fixed window length in seconds for windowed tables (default 300).')
+        '--window', type=positive, default=None,
+        help="Fixed window length in seconds for windowed tables (default: the job's own, "
+        "300 for game_analytics, 60 for log_analytics).")
     group.add_argument(
         '--early_firing', type=non_negative, default=60,
         help='Emit early results every N seconds of processing time; 0 disables '

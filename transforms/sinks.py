@@ -125,3 +125,17 @@ class WriteTables(beam.PTransform):
         write = _WriteNdjson(self._output, table, self._streaming)
       rows | 'Write_%s' % table >> write
     return beam.pvalue.PDone(tables[next(iter(sorted(tables)))].pipeline)
+
+
+class PublishJson(beam.PTransform):
+  """Rows -> one JSON message each on a Pub/Sub topic (alerts, commands)."""
+
+  def __init__(self, topic: str):
+    super().__init__()
+    self._topic = topic
+
+  def expand(self, rows):
+    return (
+        rows
+        | 'ToMessage' >> beam.Map(lambda row: json.dumps(row, sort_keys=True).encode('utf-8'))
+        | 'Publish' >> beam.io.WriteToPubSub(self._topic))

@@ -17,13 +17,15 @@ class Windowing:
   window_s: float = 300
   early_firing_s: Optional[float] = 60
   allowed_lateness_s: float = 600
+  batch_windows: bool = False  # window bounded input too (per-minute log metrics), no triggers
 
   @classmethod
-  def from_options(cls, options, streaming: bool) -> 'Windowing':
+  def from_options(cls, options, streaming: bool, batch_windows: bool = False,
+                   default_window_s: float = 300) -> 'Windowing':
     """From JobOptions' --window/--early_firing/--allowed_lateness."""
-    return cls(streaming=streaming, window_s=options.window,
+    return cls(streaming=streaming, window_s=options.window or default_window_s,
                early_firing_s=options.early_firing or None,
-               allowed_lateness_s=options.allowed_lateness)
+               allowed_lateness_s=options.allowed_lateness, batch_windows=batch_windows)
 
   def _trigger(self):
     early = (trigger.AfterProcessingTime(self.early_firing_s)
@@ -32,6 +34,8 @@ class Windowing:
 
   def fixed(self) -> beam.PTransform:
     if not self.streaming:
+      if self.batch_windows:
+        return beam.WindowInto(window.FixedWindows(self.window_s))
       return _Unchanged()  # batch input is already in the global window
     return beam.WindowInto(
         window.FixedWindows(self.window_s),
@@ -48,7 +52,8 @@ class _Unchanged(beam.PTransform):
 
 
 def window_columns(win: Any, pane: Any) -> Dict[str, Any]:
-  """window_start/window_end/pane_index/pane_timing; all null for the global window."""
+  """window_start/window_end/pane_index/pane_timing; all null for the global window, and
+  the pane columns null when `pane` is None (bounded input fires once per window)."""
   if isinstance(win, window.GlobalWindow) or not hasattr(win, 'start'):
     return {'window_start': None, 'window_end': None, 'pane_index': None,
             'pane_timing': None}
@@ -70,11 +75,14 @@ def pane_columns(win: Any, pane: Any) -> Dict[str, Any]:
 
 
 class AddWindowColumns(beam.DoFn):
-  """Row -> row with its window and pane columns."""
+  """Row -> row with its window and pane columns (panes only when streaming)."""
+
+  def __init__(self, streaming: bool = True):
+    self._streaming = streaming
 
   def process(self, row, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
     out = dict(row)
-    out.update(window_columns(win, pane))
+    out.update(window_columns(win, pane if self._streaming else None))
     yield out
 
 
@@ -94,4 +102,4 @@ class AggregatePerWindow(beam.PTransform):
         | 'Window' >> self._windowing.fixed()
         | 'Combine' >> beam.CombinePerKey(self._combine_fn)
         | 'ToRows' >> beam.FlatMapTuple(self._to_rows)
-        | 'AddWindow' >> beam.ParDo(AddWindowColumns()))
+        | 'AddWindow' >> beam.ParDo(AddWindowColumns(self._windowing.streaming)))
