@@ -3,9 +3,12 @@ import importlib
 import logging
 import sys
 
+from pipelines.options import ConfigError
+
 # name -> one line. Each name is a module in this package with run(argv).
 JOBS = {
     'game_analytics': 'Firebase game events -> sessions, heatmaps, score by age, funnel',
+    'log_analytics': 'Cloud Logging exports -> log table, per-window metrics, alerts',
 }
 
 
@@ -23,7 +26,11 @@ def main(argv=None) -> int:
     print('unknown job %r; known: %s' % (name, ', '.join(JOBS)), file=sys.stderr)
     return 2
   logging.getLogger().setLevel(logging.WARNING)
-  importlib.import_module('pipelines.' + name).run(argv[1:])
+  try:
+    importlib.import_module('pipelines.' + name).run(argv[1:])
+  except ConfigError as e:  # found before anything ran
+    print('%s: error: %s' % (name, e), file=sys.stderr)
+    return 2
   return 0
 
 
