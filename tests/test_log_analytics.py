@@ -184,8 +184,8 @@ def test_late_entries_update_windows_until_allowed_lateness():
 
 
 @pytest.mark.parametrize('metrics, alerts, message', [
-    (['bad=severity>=>ERROR'], [], 'bad'),
-    (['noequals'], [], ''),
+    (['bad=severity>=>ERROR'], [], "metric bad: unknown operator '>=>' at column 9"),
+    (['noequals'], [], "expected NAME=FILTER, got 'noequals'"),
     (['a=severity>=ERROR', 'a=severity<ERROR'], [], 'must be unique: a'),
     (['a=severity>=ERROR'], ['b>1'], "unknown metric 'b'"),
     ([], ['errors=1'], 'expected METRIC>THRESHOLD'),

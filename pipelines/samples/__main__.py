@@ -16,6 +16,9 @@ import sys
 GENERATORS = {
     "game_analytics": ("pipelines.samples.game_analytics", "plays",
                        "Firebase Analytics events of a Unity RPG: 4 encodings, dirty keys, broken lines"),
+    "log_analytics": ("pipelines.samples.log_analytics", "entries",
+                      "Cloud Logging LogEntry exports of a Cloud Run API: requests, app, text and audit logs, "
+                      "5xx bursts, duplicates, late and broken lines"),
 }
 
 
