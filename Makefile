@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: run test bench lint clean help
 
 help:
-	@echo "make run    - run game_analytics on the bundled sample (DirectRunner) into $(OUTPUT)/"
+	@echo "make run    - run every job on its bundled sample (DirectRunner) into $(OUTPUT)/"
 	@echo "make test   - run the whole test suite"
 	@echo "make bench  - benchmark game_analytics against DuckDB and plain Python"
 	@echo "make lint   - ruff"
@@ -24,6 +24,8 @@ $(STAMP): setup.py | $(PY)
 
 run: $(STAMP)
 	$(PY) -m pipelines game_analytics --output $(OUTPUT)/game_analytics
+	$(PY) -m pipelines log_analytics --output $(OUTPUT)/log_analytics \
+	    --metric 'server_errors=httpRequest.status>=500' --alert 'server_errors>20'
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

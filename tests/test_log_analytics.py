@@ -217,3 +217,52 @@ def test_alert_topic_adds_a_pubsub_write():
 
   plan.pipeline.visit(Visitor())
   assert topics == ['projects/my-proj/topics/alerts']
+
+
+@pytest.fixture(scope='module')
+def sample_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp('logs')
+  log_analytics.run(['--output', str(out), '--metric', 'server_errors=httpRequest.status>=500',
+                     '--alert', 'server_errors>20'], save_main_session=False)
+  return out
+
+
+def _read(out, table):
+  import glob
+  rows = []
+  for path in sorted(glob.glob(str(out / table / '*.json'))):
+    with open(path) as fh:
+      rows += [json.loads(line) for line in fh if line.strip()]
+  return rows
+
+
+def test_bundled_sample_matches_the_generators_ground_truth(sample_run):
+  from pipelines.samples import log_analytics as sample
+  truth = sample.ground_truth(sample.SAMPLE_ENTRIES, sample.SAMPLE_SEED)
+  c = json.loads((sample_run / '_metrics.json').read_text())['counters']
+  assert c['rows_log_entries'] == truth['valid_entries']
+  assert c['duplicates'] == truth['duplicates']
+  bad = truth['malformed']
+  assert c['errors_parse_json'] == bad['invalid_json'] + bad['split_record']
+  assert c['errors_decode_entry'] == bad['not_object'] + bad['wrong_type']
+  assert c['records_read'] == c['rows_log_entries'] + c['duplicates'] + c['errors']
+  alerts = sorted(r['window_start'] for r in _read(sample_run, 'alerts'))
+  assert alerts == [m.replace('Z', '.000000Z') for m in truth['burst_minutes']]
+  for table in schemas.tables(JOB):
+    for row in _read(sample_run, table):
+      assert schemas.row_problems(JOB, table, row) == [], (table, row)
+
+
+def test_per_minute_requests_and_5xx_match_the_ground_truth(sample_run):
+  from pipelines.samples import log_analytics as sample
+  truth = sample.ground_truth(sample.SAMPLE_ENTRIES, sample.SAMPLE_SEED)['per_minute']
+  requests, server_errors = {}, {}
+  for row in _read(sample_run, 'log_metrics'):
+    if row['log_id'] == RUN:
+      requests[row['window_start']] = requests.get(row['window_start'], 0) + row['http_requests']
+  for row in _read(sample_run, 'metric_counts'):
+    server_errors[row['window_start']] = row['count']
+  for minute, expected in truth.items():
+    window = minute.replace('Z', '.000000Z')
+    assert requests.get(window, 0) == expected['requests'], minute
+    assert server_errors.get(window, 0) == expected['5xx'], minute
