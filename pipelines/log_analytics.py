@@ -81,9 +81,10 @@ class LogAnalytics(beam.PTransform):
         log_tables.DecodeLogEntries(), JOB, 'decode_entry', self._clock)
     entries = keyed | 'DropDuplicates' >> DropDuplicates(JOB, self._dedupe_ttl_s)
     rows = entries | 'Rows' >> beam.Map(lambda entry: entry.row)
-    metric_counts = entries | 'MetricCounts' >> log_tables.MetricCounts(
-        self._windowing, self._metrics)
-    totals = rows | 'Totals' >> log_tables.Totals(self._windowing)
+    metric_counts = entries | 'MetricCounts' >> log_tables.CountPerWindow(
+        self._windowing, log_tables.matching_metrics, self._metrics)
+    totals = rows | 'Totals' >> log_tables.CountPerWindow(
+        self._windowing, log_tables.totals)
     rules = self._alert_rules
     alerts = ((metric_counts, totals) | 'AlertInputs' >> beam.Flatten()
               | 'Alerts' >> beam.FlatMap(log_tables.alerts_for, rules))

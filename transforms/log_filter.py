@@ -14,11 +14,11 @@ import unicodedata
 import urllib.parse
 from typing import Any, Iterable, Iterator, Optional, Tuple
 
+from transforms.cloud_logging import SEVERITIES
+
 MAX_LENGTH = 20000  # Logging's own limit on a query
 _MAX_DEPTH = 100  # nested parentheses and NOTs: evaluation stays far from the recursion limit
 
-SEVERITIES = {'DEFAULT': 0, 'DEBUG': 100, 'INFO': 200, 'NOTICE': 300, 'WARNING': 400,
-              'ERROR': 500, 'CRITICAL': 600, 'ALERT': 700, 'EMERGENCY': 800}
 
 # LogEntry's fields -> their known children (None: any), so that a misspelt field stops the
 # job at start-up instead of quietly counting nothing.

@@ -3,7 +3,7 @@ percentiles, filter-based metric counts, and threshold alerts over them."""
 import math
 import operator
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.utils.timestamp import Timestamp
@@ -97,50 +97,40 @@ class LogMetrics(beam.PTransform):
         | 'Aggregate' >> AggregatePerWindow(self._windowing, LogMetricsFn(), _metrics_rows))
 
 
-def _matching(entry: LogEntry, metrics):
+def matching_metrics(entry: LogEntry, metrics):
+  """The `--metric` names whose filter the entry matches, each counted once."""
   return [(name, 1) for name, log_filter in metrics if log_filter.matches(entry.raw)]
-
-
-class MetricCounts(beam.PTransform):
-  """LogEntries -> metric_counts rows: entries matching each `--metric` filter, per window.
-  A window in which a metric matched nothing has no row."""
-
-  def __init__(self, windowing: Windowing, metrics: Sequence[Tuple[str, Any]]):
-    super().__init__()
-    self._windowing = windowing
-    self._metrics = list(metrics)
-
-  def expand(self, entries):
-    return (
-        entries
-        | 'Match' >> beam.FlatMap(_matching, self._metrics)
-        | 'Count' >> AggregatePerWindow(
-            self._windowing, sum, lambda metric, count: [{'metric': metric, 'count': count}]))
 
 
 BUILTIN_TOTALS = ('entries', 'errors')
 
 
-def _totals(row):
+def totals(row):
+  """Every row counts towards `entries`; those with severity >= ERROR also `errors`."""
   if row['severity_number'] >= cloud_logging.ERROR_LEVEL:
     return [('entries', 1), ('errors', 1)]
   return [('entries', 1)]
 
 
-class Totals(beam.PTransform):
-  """log_entries rows -> per-window `entries` and `errors` counts, shaped like metric_counts
-  rows, for alerts on them."""
+def _count_row(metric, count):
+  return [{'metric': metric, 'count': count}]
 
-  def __init__(self, windowing: Windowing):
+
+class CountPerWindow(beam.PTransform):
+  """Elements -> metric_counts-shaped rows ({metric, count} per window) for the (name, 1)
+  pairs `names(element, *args)` returns. A window where a name never came has no row."""
+
+  def __init__(self, windowing: Windowing, names, *args):
     super().__init__()
     self._windowing = windowing
+    self._names = names
+    self._args = args
 
-  def expand(self, rows):
+  def expand(self, elements):
     return (
-        rows
-        | 'Totals' >> beam.FlatMap(_totals)
-        | 'Count' >> AggregatePerWindow(
-            self._windowing, sum, lambda metric, count: [{'metric': metric, 'count': count}]))
+        elements
+        | 'Names' >> beam.FlatMap(self._names, *self._args)
+        | 'Count' >> AggregatePerWindow(self._windowing, sum, _count_row))
 
 
 _COMPARE = {'>': operator.gt, '>=': operator.ge, '<': operator.lt, '<=': operator.le}

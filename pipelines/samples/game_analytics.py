@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import itertools
-import gzip
 import json
 import os
 import random
 import re
 import uuid
+
+from pipelines.samples import files
 
 DAY_US = int(_dt.datetime(2018, 10, 10, tzinfo=_dt.UTC).timestamp()) * 10**6
 DATE = "20181010"
@@ -445,20 +446,12 @@ def ground_truth(plays: int, seed: int) -> dict:
 
 
 def file_name(name: str) -> str:
-    """The name a generated file is written under (.gz for the BigQuery-export files)."""
-    return name + ".gz" if name in GZIPPED else name
+    """The name a generated file is written under."""
+    return files.gz_name(name, GZIPPED)
 
 
 def write_dir(path: str, plays: int, seed: int) -> None:
-    os.makedirs(path, exist_ok=True)
-    for name, chunks in generate(plays, seed).items():
-        data = "".join(chunks).encode("utf-8")
-        with open(os.path.join(path, file_name(name)), "wb") as f:
-            if name in GZIPPED:  # mtime=0 and no file name: the same bytes every time
-                with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
-                    gz.write(data)
-            else:
-                f.write(data)
+    files.write_files(path, generate(plays, seed), GZIPPED)
 
 
 def write_ndjson(fileobj, plays: int, seed: int) -> None:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import gzip
 import json
 import math
 import os
@@ -49,6 +48,8 @@ import random
 import re
 import string
 import urllib.parse
+
+from pipelines.samples import files
 
 PROJECT, REGION, SERVICE = "acme-shop-prod", "europe-west1", "shop-api"
 SECOND = 10**9
@@ -746,20 +747,12 @@ def ground_truth(entries: int, seed: int) -> dict:
 
 
 def file_name(name: str) -> str:
-    """The name a generated file is written under (.gz for the gzipped ones)."""
-    return name + ".gz" if name in GZIPPED else name
+    """The name a generated file is written under."""
+    return files.gz_name(name, GZIPPED)
 
 
 def write_dir(path: str, entries: int, seed: int) -> None:
-    os.makedirs(path, exist_ok=True)
-    for name, chunks in generate(entries, seed).items():
-        data = "".join(chunks).encode("utf-8")
-        with open(os.path.join(path, file_name(name)), "wb") as f:
-            if name in GZIPPED:  # mtime=0 and no file name: the same bytes every time
-                with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
-                    gz.write(data)
-            else:
-                f.write(data)
+    files.write_files(path, generate(entries, seed), GZIPPED)
 
 
 def write_ndjson(fileobj, entries: int, seed: int) -> None:
