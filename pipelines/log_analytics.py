@@ -78,11 +78,11 @@ class LogAnalytics(beam.PTransform):
   def expand(self, records):
     parsed, parse_errors = records | 'ParseJson' >> ParseJsonRecords(JOB, self._clock)
     keyed, decode_errors = parsed | 'DecodeEntries' >> TryParDo(
-        log_tables.DecodeLogEntries(), JOB, 'decode_entry', self._clock)
+        log_tables.DecodeLogEntries(self._metrics), JOB, 'decode_entry', self._clock)
     entries = keyed | 'DropDuplicates' >> DropDuplicates(JOB, self._dedupe_ttl_s)
     rows = entries | 'Rows' >> beam.Map(lambda entry: entry.row)
     metric_counts = entries | 'MetricCounts' >> log_tables.CountPerWindow(
-        self._windowing, log_tables.matching_metrics, self._metrics)
+        self._windowing, log_tables.matching_metrics)
     totals = rows | 'Totals' >> log_tables.CountPerWindow(
         self._windowing, log_tables.totals)
     rules = self._alert_rules

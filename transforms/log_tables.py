@@ -3,7 +3,7 @@ percentiles, filter-based metric counts, and threshold alerts over them."""
 import math
 import operator
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.utils.timestamp import Timestamp
@@ -14,20 +14,26 @@ from transforms.windowing import AggregatePerWindow, Windowing
 
 
 class LogEntry(NamedTuple):
-  """A decoded entry: its table row and the raw LogEntry (filters match on the raw one)."""
+  """A decoded entry: its table row and the `--metric` names whose filters it matched.
+  Filters run on the raw LogEntry before the dedupe shuffle, so the raw entry never has to
+  travel through it."""
   row: Dict[str, Any]
-  raw: Dict[str, Any]
+  metrics: Tuple[str, ...] = ()
 
 
 class DecodeLogEntries(beam.DoFn):
   """Parsed Record -> timestamped (duplicate key, LogEntry)."""
+
+  def __init__(self, metrics: Sequence[Tuple[str, Any]] = ()):
+    self._metrics = list(metrics)
 
   def process(self, record: Record):
     entry = record.value
     row = cloud_logging.entry_row(entry)
     micros = cloud_logging.entry_micros(entry)
     key = cloud_logging.duplicate_key(entry)
-    yield beam.window.TimestampedValue((key, LogEntry(row, entry)), Timestamp(micros=micros))
+    matched = tuple(name for name, log_filter in self._metrics if log_filter.matches(entry))
+    yield beam.window.TimestampedValue((key, LogEntry(row, matched)), Timestamp(micros=micros))
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> Optional[float]:
@@ -97,9 +103,9 @@ class LogMetrics(beam.PTransform):
         | 'Aggregate' >> AggregatePerWindow(self._windowing, LogMetricsFn(), _metrics_rows))
 
 
-def matching_metrics(entry: LogEntry, metrics):
-  """The `--metric` names whose filter the entry matches, each counted once."""
-  return [(name, 1) for name, log_filter in metrics if log_filter.matches(entry.raw)]
+def matching_metrics(entry: LogEntry):
+  """The `--metric` names whose filter the entry matched, each counted once."""
+  return [(name, 1) for name in entry.metrics]
 
 
 BUILTIN_TOTALS = ('entries', 'errors')
