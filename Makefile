@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    - run every job on its bundled sample (DirectRunner) into $(OUTPUT)/"
 	@echo "make test   - run the whole test suite"
-	@echo "make bench  - benchmark game_analytics against DuckDB and plain Python"
+	@echo "make bench  - benchmark the jobs against DuckDB and plain Python"
 	@echo "make lint   - ruff"
 
 $(PY):
@@ -32,6 +32,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/game_analytics.py
+	$(PY) bench/log_analytics.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipelines transforms schemas tests bench
