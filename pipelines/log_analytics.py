@@ -57,6 +57,10 @@ def parse_rules(metric_specs, alert_specs):
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
       raise ValueError('--metric names must be unique: %s' % ', '.join(duplicated))
+    reserved = sorted(set(names) & set(log_tables.BUILTIN_TOTALS))
+    if reserved:
+      raise ValueError('--metric names %s are built in (entries, errors): choose another'
+                       % ', '.join(reserved))
     return metrics, [log_tables.parse_alert(spec, names) for spec in alert_specs]
   except ValueError as e:
     raise ConfigError(str(e)) from e
@@ -82,12 +86,14 @@ class LogAnalytics(beam.PTransform):
     entries = keyed | 'DropDuplicates' >> DropDuplicates(JOB, self._dedupe_ttl_s)
     rows = entries | 'Rows' >> beam.Map(lambda entry: entry.row)
     metric_counts = entries | 'MetricCounts' >> log_tables.CountPerWindow(
-        self._windowing, log_tables.matching_metrics)
+        self._windowing, log_tables.matching_metrics, [name for name, _ in self._metrics])
     totals = rows | 'Totals' >> log_tables.CountPerWindow(
         self._windowing, log_tables.totals)
     rules = self._alert_rules
     alerts = ((metric_counts, totals) | 'AlertInputs' >> beam.Flatten()
-              | 'Alerts' >> beam.FlatMap(log_tables.alerts_for, rules))
+              | 'Alerts' >> beam.FlatMap(log_tables.alerts_for, rules)
+              | 'OncePerWindow' >> log_tables.FirstAlertPerWindow(
+                  JOB, self._windowing.window_s + self._windowing.allowed_lateness_s))
     return {
         'log_entries': rows,
         'log_metrics': rows | 'LogMetrics' >> log_tables.LogMetrics(self._windowing),

@@ -144,3 +144,17 @@ def test_duplicate_key_is_log_name_insert_id_and_timestamp():
   assert key != cl.duplicate_key(dict(REQUEST, insertId='other'))
   assert key != cl.duplicate_key(dict(REQUEST, timestamp='2026-11-26T10:00:02Z'))
   assert key != cl.duplicate_key(dict(REQUEST, logName='projects/p/logs/other'))
+
+
+def test_odd_values_are_record_errors_not_garbage():
+  with pytest.raises(RecordError, match='remoteIp'):
+    cl.entry_row(dict(REQUEST, httpRequest={'remoteIp': {'a': 1}}))
+  for bad in (500.7, float('inf'), 'LOUD'):
+    with pytest.raises(RecordError, match='not a Cloud Logging severity'):
+      cl.severity(bad)
+  assert cl.severity(500.0) == ('ERROR', 500)
+
+
+def test_duplicate_key_compares_instants_not_spellings():
+  assert cl.duplicate_key(dict(REQUEST, timestamp='2026-11-26T10:00:01.1Z')) == \
+      cl.duplicate_key(dict(REQUEST, timestamp='2026-11-26T10:00:01.100000000Z'))

@@ -54,7 +54,7 @@ BAD = ['{"logName": "projects/shop/logs/x", "timestamp": ',
 METRICS = ['server_errors=httpRequest.status>=500', 'slow=httpRequest.latency>1s',
            'failed=jsonPayload.message:"failed"',
            'audit=logName:"cloudaudit.googleapis.com/activity"']
-ALERTS = ['server_errors>1', 'errors>=3', 'entries<3']
+ALERTS = ['server_errors>1', 'errors>=3', 'entries<3', 'errors<1']
 W0 = ('2026-11-26T10:00:00.000000Z', '2026-11-26T10:01:00.000000Z')
 W1 = ('2026-11-26T10:01:00.000000Z', '2026-11-26T10:02:00.000000Z')
 
@@ -85,15 +85,19 @@ EXPECTED_LOG_METRICS = [
     windowed(W1, log_id='cloudaudit.googleapis.com/activity', severity='NOTICE',
              **stats(1, 0, 0)),
 ]
+# Every window with entries has a row for every metric, zero included.
 EXPECTED_METRIC_COUNTS = [
     windowed(W0, metric='server_errors', count=2), windowed(W0, metric='slow', count=1),
-    windowed(W0, metric='failed', count=1), windowed(W1, metric='audit', count=1),
+    windowed(W0, metric='failed', count=1), windowed(W0, metric='audit', count=0),
+    windowed(W1, metric='server_errors', count=0), windowed(W1, metric='slow', count=0),
+    windowed(W1, metric='failed', count=0), windowed(W1, metric='audit', count=1),
 ]
 EXPECTED_ALERTS = [
     windowed(W0, metric='server_errors', condition='server_errors>1', value=2.0,
              threshold=1.0),
     windowed(W0, metric='errors', condition='errors>=3', value=3.0, threshold=3.0),
     windowed(W1, metric='entries', condition='entries<3', value=2.0, threshold=3.0),
+    windowed(W1, metric='errors', condition='errors<1', value=0.0, threshold=1.0),
 ]
 
 
@@ -172,12 +176,16 @@ def test_late_entries_update_windows_until_allowed_lateness():
             .advance_watermark_to_infinity())
   windowing = Windowing(streaming=True, window_s=60, early_firing_s=None,
                         allowed_lateness_s=60, batch_windows=True)
+  metrics, rules = parse_rules([], ['entries>=2'])
   with TestPipeline(options=StandardOptions(streaming=True)) as pipeline:
-    tables = pipeline | stream | LogAnalytics(windowing)
+    tables = pipeline | stream | LogAnalytics(windowing, metrics, rules)
     assert_that(tables['log_metrics'] | beam.Map(lambda r: (
         r['severity'], r['entries'], r['pane_timing'], r['window_start'])),
         equal_to([('INFO', 2, 'ON_TIME', W0[0]), ('ERROR', 1, 'LATE', W0[0])]),
         label='metrics')
+    # W0 fires on time (2 entries) and late (3): the alert is raised once, at its first.
+    assert_that(tables['alerts'] | beam.Map(lambda r: (r['value'], r['pane_timing'])),
+                equal_to([(2.0, 'ON_TIME')]), label='alerts')
     # The entry too late for its window is still in the log table.
     assert_that(tables['log_entries'] | beam.Map(lambda r: r['insert_id']),
                 equal_to(['r0005', 'r0006', 'r0007', 'r0008']), label='entries')
@@ -188,6 +196,7 @@ def test_late_entries_update_windows_until_allowed_lateness():
     (['noequals'], [], "expected NAME=FILTER, got 'noequals'"),
     (['a=severity>=ERROR', 'a=severity<ERROR'], [], 'must be unique: a'),
     (['a=severity>=ERROR'], ['b>1'], "unknown metric 'b'"),
+    (['errors=severity>=WARNING'], [], 'errors are built in'),
     ([], ['errors=1'], 'expected METRIC>THRESHOLD'),
 ])
 def test_bad_metric_or_alert_stops_at_start_up(metrics, alerts, message):

@@ -35,11 +35,11 @@ def severity(value: Any) -> tuple:
     return name, SEVERITIES[name]
   if isinstance(value, (int, float, str)) and not isinstance(value, bool):
     try:
-      number = int(value)
+      number = float(value)
     except ValueError:
       number = None
-    if number in _SEVERITY_NAMES:
-      return _SEVERITY_NAMES[number], number
+    if number is not None and number.is_integer() and int(number) in _SEVERITY_NAMES:
+      return _SEVERITY_NAMES[int(number)], int(number)
   raise RecordError('severity %r is not a Cloud Logging severity' % (value,))
 
 
@@ -93,7 +93,9 @@ def client_ip(value: Any) -> Optional[str]:
   """'203.0.113.7:52341' -> '203.0.113.7'; '[2001:db8::1]:443' -> '2001:db8::1'."""
   if value is None:
     return None
-  text = str(value).strip()
+  if not isinstance(value, str):
+    raise RecordError('httpRequest.remoteIp: %r is not an address' % (value,))
+  text = value.strip()
   if text.startswith('['):
     return text[1:text.index(']')] if ']' in text else text[1:]
   if text.count(':') == 1:  # IPv4 with a port; bare IPv6 has several colons
@@ -198,5 +200,6 @@ def duplicate_key(entry: Dict) -> str:
     # Without an insertId nothing identifies a redelivery: the entry's content does.
     raw = json.dumps(entry, sort_keys=True)
   else:
-    raw = '%s\x00%s\x00%s' % (entry.get('logName'), entry['insertId'], entry.get('timestamp'))
+    # The instant, not its spelling: the same time may come with 3 or 9 fraction digits.
+    raw = '%s\x00%s\x00%d' % (entry.get('logName'), entry['insertId'], entry_micros(entry))
   return hashlib.blake2b(raw.encode('utf-8'), digest_size=16).hexdigest()

@@ -20,9 +20,9 @@ class _FirstPerKey(beam.DoFn):
   SEEN = ReadModifyWriteStateSpec('seen', BooleanCoder())
   EXPIRY = TimerSpec('expiry', TimeDomain.WATERMARK)
 
-  def __init__(self, namespace: str, ttl_s: float):
+  def __init__(self, namespace: str, ttl_s: float, counter: str = 'duplicates'):
     self._ttl = Duration.of(ttl_s)
-    self._duplicates = Metrics.counter(namespace, 'duplicates')
+    self._duplicates = Metrics.counter(namespace, counter)
 
   def process(self, element, timestamp=beam.DoFn.TimestampParam,
               seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
@@ -64,8 +64,8 @@ class _FirstAndCount(beam.CombineFn):
 
 class _EmitFirst(beam.DoFn):
 
-  def __init__(self, namespace: str):
-    self._duplicates = Metrics.counter(namespace, 'duplicates')
+  def __init__(self, namespace: str, counter: str):
+    self._duplicates = Metrics.counter(namespace, counter)
 
   def process(self, keyed):
     _, ((value, timestamp), copies) = keyed
@@ -81,13 +81,14 @@ class _WithTimestamp(beam.DoFn):
 
 
 class DropDuplicates(beam.PTransform):
-  """(key, value) -> value, once per key; repeats increment `<namespace>/duplicates`.
+  """(key, value) -> value, once per key; repeats increment `<namespace>/<counter>`.
   Element timestamps are kept."""
 
-  def __init__(self, namespace: str, ttl_s: float = 3600):
+  def __init__(self, namespace: str, ttl_s: float = 3600, counter: str = 'duplicates'):
     super().__init__()
     self._namespace = namespace
     self._ttl_s = ttl_s
+    self._counter = counter
 
   def expand(self, keyed):
     # A str key coder is deterministic, as shuffle and state keys must be.
@@ -97,5 +98,6 @@ class DropDuplicates(beam.PTransform):
           keyed
           | 'Stamp' >> beam.ParDo(_WithTimestamp())
           | 'FirstAndCount' >> beam.CombinePerKey(_FirstAndCount())
-          | 'EmitFirst' >> beam.ParDo(_EmitFirst(self._namespace)))
-    return keyed | 'FirstPerKey' >> beam.ParDo(_FirstPerKey(self._namespace, self._ttl_s))
+          | 'EmitFirst' >> beam.ParDo(_EmitFirst(self._namespace, self._counter)))
+    return keyed | 'FirstPerKey' >> beam.ParDo(
+        _FirstPerKey(self._namespace, self._ttl_s, self._counter))

@@ -9,6 +9,7 @@ import apache_beam as beam
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms import cloud_logging
+from transforms.dedupe import DropDuplicates
 from transforms.records import Record
 from transforms.windowing import AggregatePerWindow, Windowing
 
@@ -103,19 +104,19 @@ class LogMetrics(beam.PTransform):
         | 'Aggregate' >> AggregatePerWindow(self._windowing, LogMetricsFn(), _metrics_rows))
 
 
-def matching_metrics(entry: LogEntry):
-  """The `--metric` names whose filter the entry matched, each counted once."""
-  return [(name, 1) for name in entry.metrics]
+def matching_metrics(entry: LogEntry, names: Sequence[str]):
+  """(name, 1) for each `--metric` the entry matched and (name, 0) for the others, so a
+  window with entries has a row (maybe 0) for every metric: `<` alerts can fire on 0."""
+  return [(name, 1 if name in entry.metrics else 0) for name in names]
 
 
 BUILTIN_TOTALS = ('entries', 'errors')
 
 
 def totals(row):
-  """Every row counts towards `entries`; those with severity >= ERROR also `errors`."""
-  if row['severity_number'] >= cloud_logging.ERROR_LEVEL:
-    return [('entries', 1), ('errors', 1)]
-  return [('entries', 1)]
+  """Every row counts towards `entries`; those with severity >= ERROR towards `errors`
+  (0 otherwise, so `errors` has a row in every window with entries)."""
+  return [('entries', 1), ('errors', int(row['severity_number'] >= cloud_logging.ERROR_LEVEL))]
 
 
 def _count_row(metric, count):
@@ -123,8 +124,8 @@ def _count_row(metric, count):
 
 
 class CountPerWindow(beam.PTransform):
-  """Elements -> metric_counts-shaped rows ({metric, count} per window) for the (name, 1)
-  pairs `names(element, *args)` returns. A window where a name never came has no row."""
+  """Elements -> metric_counts-shaped rows ({metric, count} per window) summing the
+  (name, n) pairs `names(element, *args)` returns."""
 
   def __init__(self, windowing: Windowing, names, *args):
     super().__init__()
@@ -149,7 +150,8 @@ class AlertRule(NamedTuple):
   threshold: float
 
   def __str__(self):
-    return '%s%s%g' % (self.metric, self.op, self.threshold)
+    threshold = int(self.threshold) if self.threshold.is_integer() else self.threshold
+    return '%s%s%s' % (self.metric, self.op, threshold)
 
 
 def parse_alert(spec: str, known_metrics: Sequence[str]) -> AlertRule:
@@ -176,3 +178,20 @@ def alerts_for(row: Dict[str, Any], rules: List[AlertRule]) -> List[Dict[str, An
           'window_end': row['window_end'], 'pane_index': row['pane_index'],
           'pane_timing': row['pane_timing']})
   return out
+
+
+class FirstAlertPerWindow(beam.PTransform):
+  """Alert rows -> one per rule and window: the first firing in which the condition held.
+  Streaming windows fire several times (early, on time, late); an alert is raised once."""
+
+  def __init__(self, job: str, remember_s: float):
+    super().__init__()
+    self._job = job
+    self._remember_s = remember_s
+
+  def expand(self, alerts):
+    return (
+        alerts
+        | 'ByRuleAndWindow' >> beam.Map(
+            lambda row: ('%s\x00%s' % (row['condition'], row['window_start']), row))
+        | 'First' >> DropDuplicates(self._job, self._remember_s, counter='repeated_alerts'))
