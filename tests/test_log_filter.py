@@ -392,3 +392,18 @@ def test_bad_metrics(spec, message):
   with pytest.raises(FilterError) as info:
     parse_metric(spec)
   assert message in str(info.value)
+
+
+def test_timestamps_compare_as_instants():
+  after = parse_filter('timestamp>="2024-01-01T00:00:00Z"')
+  assert after.matches({'timestamp': '2024-01-01T00:00:00.5Z'})
+  assert not after.matches({'timestamp': '2024-01-01T00:30:00+01:00'})  # 23:30 UTC before
+  assert not after.matches({'timestamp': 'not a time'})
+  with pytest.raises(FilterError, match='is not a timestamp'):
+    parse_filter('timestamp>"yesterday"')
+
+
+def test_latency_in_its_object_form_compares_as_a_duration():
+  slow = parse_filter('httpRequest.latency>1s')
+  assert slow.matches({'httpRequest': {'latency': {'seconds': 5}}})
+  assert not slow.matches({'httpRequest': {'latency': {'seconds': 0, 'nanos': 500000000}}})

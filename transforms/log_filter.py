@@ -14,6 +14,7 @@ import unicodedata
 import urllib.parse
 from typing import Any, Iterable, Iterator, Optional, Tuple
 
+from transforms import timestamps
 from transforms.cloud_logging import SEVERITIES
 
 MAX_LENGTH = 20000  # Logging's own limit on a query
@@ -32,6 +33,7 @@ _FIELDS['httpRequest'] = frozenset([
     'remoteIp', 'serverIp', 'referer', 'latency', 'cacheLookup', 'cacheHit',
     'cacheValidatedWithOriginServer', 'cacheFillBytes', 'protocol'])
 
+_TIME_FIELDS = (('timestamp',), ('receiveTimestamp',))
 _OPS = ('=', '!=', '<', '<=', '>', '>=', ':', '=~', '!~')
 _ORDER = {'=': operator.eq, '!=': operator.ne, '<': operator.lt, '<=': operator.le,
           '>': operator.gt, '>=': operator.ge, ':': operator.eq}
@@ -127,7 +129,13 @@ class Comparison:
     self.null = not quoted and text == 'NULL_VALUE'
     self.folded, self.number, self.seconds = _fold(text), _number(text), _seconds(text)
     self.boolean = {'true': True, 'false': False}.get(text.lower())
-    self.regex = self.level = None
+    self.regex = self.level = self.instant = None
+    if path in _TIME_FIELDS and op not in (':*', '=~', '!~', ':') and not self.null:
+      try:  # compare instants, not spellings (3 to 9 fraction digits, offsets)
+        self.instant = timestamps.parse_rfc3339_micros(text)
+      except ValueError:
+        raise FilterError('%s is not a timestamp like "2026-11-26T10:00:00Z"' % (
+            _quoted(text))) from None
     if op in ('=~', '!~'):
       try:
         self.regex = re.compile(text)
@@ -161,6 +169,13 @@ class Comparison:
     return any(self._test(v, self.op) for v in values)
 
   def _test(self, value: Any, op: str) -> bool:
+    if isinstance(value, dict) and self.seconds is not None and value and \
+        set(value) <= {'seconds', 'nanos'}:  # a Duration in its object form
+      try:
+        seconds = int(value.get('seconds', 0)) + int(value.get('nanos', 0)) / 1e9
+      except (TypeError, ValueError):
+        return False
+      return _ORDER[op](seconds, self.seconds) if op in _ORDER else False
     if isinstance(value, dict):  # an object "has" a value if any value inside it does
       return op == ':' and any(self._test(v, op) for v in _spread([value], objects=True))
     if value is None:
@@ -177,6 +192,11 @@ class Comparison:
     if self.level is not None:
       level = _level(value)
       return None if level is None else (level, self.level)
+    if self.instant is not None:
+      try:
+        return timestamps.parse_rfc3339_micros(value), self.instant
+      except (TypeError, ValueError, AttributeError):
+        return None
     if isinstance(value, bool):
       return None if self.boolean is None else (value, self.boolean)
     if isinstance(value, (int, float)):
