@@ -12,16 +12,9 @@ else. Timings are reported, never asserted; the exit status is 1 only when Beam 
 Python disagree.
 """
 import argparse
-import contextlib
-import glob
-import io
 import json
-import logging
 import math
 import os
-import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,9 +25,10 @@ sys.path.insert(0, ROOT)
 os.environ['PYTHONPATH'] = os.pathsep.join(  # Beam's worker processes import the project too
     p for p in (ROOT, os.environ.get('PYTHONPATH')) if p)
 
-import apache_beam  # noqa: E402
 import duckdb  # noqa: E402
 
+from bench.common import (LABELS, finish, print_timings, rows, time_beam,  # noqa: E402
+                          timed)
 from pipelines import game_analytics as job  # noqa: E402
 from pipelines.samples import game_analytics as sample  # noqa: E402
 from transforms import game  # noqa: E402
@@ -44,7 +38,6 @@ from transforms.game_sessions import (  # noqa: E402
 from transforms.game_tables import session_table_row  # noqa: E402
 
 TABLES = ('events', 'sessions', 'heatmap', 'score_by_age', 'funnel')
-MULTI = ['--direct_num_workers=2', '--direct_running_mode=multi_processing']
 
 
 def generate(path, events, seed):
@@ -58,16 +51,8 @@ def generate(path, events, seed):
 
 # --- a/b: the Beam job ---------------------------------------------------------------
 
-def beam_in_process(path, out, extra=()):
-  captured = io.StringIO()  # run() prints its counter summary; main() shows it once
-  with contextlib.redirect_stdout(captured):
-    job.run(['--input', path, '--output', out] + list(extra), save_main_session=False)
-  return captured.getvalue()
 
 
-def beam_subprocess(path, out, extra=()):
-  cmd = [sys.executable, '-m', 'pipelines', 'game_analytics', '--input', path, '--output', out]
-  subprocess.run(cmd + list(extra), cwd=ROOT, check=True, capture_output=True)
 
 
 # --- c: DuckDB -----------------------------------------------------------------------
@@ -337,10 +322,6 @@ def run_python(path, out, cell=1.0):
 
 # --- cross-check ---------------------------------------------------------------------
 
-def rows(out, table):
-  for name in sorted(glob.glob(os.path.join(out, table, '*.json'))):
-    with open(name, encoding='utf-8') as fh:
-      yield from (json.loads(line) for line in fh if line.strip())
 
 
 def summarise(out):
@@ -383,28 +364,14 @@ def cross_check(summaries, truth):
 
 # --- main ----------------------------------------------------------------------------
 
-def timed(fn, *args):
-  start = time.perf_counter()
-  result = fn(*args)
-  return time.perf_counter() - start, result
 
 
-LABELS = {'beam': 'Beam DirectRunner, in-process', 'beam_mp': 'Beam DirectRunner, 2 procs',
-          'duckdb': 'DuckDB SQL', 'python': 'plain Python'}
 
 
 def run_all(path, out):
   """Times the four implementations on the same file. Returns (seconds, details)."""
   times, details = {}, {}
-  logging.getLogger('apache_beam.runners.portability').setLevel(logging.ERROR)  # worker noise
-  times['beam'], details['beam_printed'] = timed(beam_in_process, path, out('beam'))
-  try:
-    times['beam_mp'], _ = timed(beam_in_process, path, out('beam_mp'), MULTI)
-    details['beam_mp'] = 'in-process, ' + ' '.join(MULTI)
-  except Exception as e:  # noqa: BLE001
-    print('in-process multi_processing failed (%r); running it as a subprocess' % e)
-    times['beam_mp'], _ = timed(beam_subprocess, path, out('beam_mp'), MULTI)  # + startup
-    details['beam_mp'] = 'subprocess `python -m pipelines game_analytics`, ' + ' '.join(MULTI)
+  time_beam(job, path, out, times, details)
   times['duckdb'], details['duckdb'] = timed(run_duckdb, path, out('duckdb'))
   times['python'], details['python'] = timed(run_python, path, out('python'))
   return times, details
@@ -422,18 +389,6 @@ def print_bad_input(beam_out, details):
     print('  %-6s %s' % (name, ', '.join('%s %d' % kv for kv in sorted(c.items()))))
 
 
-def print_timings(times, n, beam_mp_note):
-  print('\n%-30s %9s %10s %s' % ('implementation', 'seconds', 'events/s', 'speed vs Beam'))
-  for name, label in LABELS.items():
-    print('%-30s %9.2f %10.0f %12.2fx' % (label, times[name], n / times[name],
-                                          times['beam'] / times[name]))
-  print('(speed vs Beam = Beam in-process seconds / these seconds; 2 procs: %s)' % beam_mp_note)
-  env = {'cpu_count': os.cpu_count(), 'machine': platform.machine(),
-         'python': platform.python_version(), 'apache_beam': apache_beam.__version__,
-         'duckdb': duckdb.__version__}
-  print('machine: %(cpu_count)d CPUs (%(machine)s); python %(python)s, apache_beam '
-        '%(apache_beam)s, duckdb %(duckdb)s' % env)
-  return env
 
 
 def main(argv=None):
@@ -456,7 +411,7 @@ def main(argv=None):
   print_bad_input(out('beam'), details)
   summaries = {name: summarise(out(name)) for name in LABELS}
   beam_ok, duck_ok = cross_check(summaries, truth)
-  env = print_timings(times, n, details['beam_mp'])
+  env = print_timings(times, n, 'events', details['beam_mp'])
 
   report = {'events': n, 'plays': plays, 'seed': args.seed, 'file_bytes': size,
             'seconds': times, 'events_per_s': {k: n / t for k, t in times.items()},
@@ -464,14 +419,7 @@ def main(argv=None):
             'beam_multi_processing': details['beam_mp'], 'environment': env,
             'cross_check': summaries, 'beam_matches_python': beam_ok,
             'duckdb_matches_python': duck_ok}
-  report_path = os.path.join(work, 'bench_game_analytics.json')
-  with open(report_path, 'w') as fh:
-    json.dump(report, fh, indent=2)
-  if not args.keep:
-    os.remove(path)
-    for name in LABELS:
-      shutil.rmtree(out(name), ignore_errors=True)
-  print('report: %s (total %.0f s)' % (report_path, time.perf_counter() - start))
+  finish(work, 'game_analytics', report, path, out, args.keep, start)
   return 0 if beam_ok else 1
 
 

@@ -15,17 +15,10 @@ alerts and errors. Timings are reported, never asserted; the exit status is 1 on
 Beam and plain Python disagree.
 """
 import argparse
-import contextlib
-import importlib.util
-import io
 import json
-import logging
 import math
 import os
-import platform
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,32 +29,21 @@ sys.path.insert(0, ROOT)
 os.environ['PYTHONPATH'] = os.pathsep.join(  # Beam's worker processes import the project too
     p for p in (ROOT, os.environ.get('PYTHONPATH')) if p)
 
-import apache_beam  # noqa: E402
 import duckdb  # noqa: E402
 
+from bench.common import (LABELS, finish, print_timings, rows, time_beam,  # noqa: E402
+                          timed)
 from pipelines import log_analytics as job  # noqa: E402
 from pipelines.samples import log_analytics as sample  # noqa: E402
 from transforms import cloud_logging, timestamps  # noqa: E402
 from transforms.log_tables import percentile  # noqa: E402
 
 
-def _load_game_bench():
-  """bench/ is no package: load the game benchmark's generic helpers from its file."""
-  spec = importlib.util.spec_from_file_location(
-      'bench_game_analytics', os.path.join(ROOT, 'bench', 'game_analytics.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
-_game_bench = _load_game_bench()
-timed, rows = _game_bench.timed, _game_bench.rows  # (seconds, result); NDJSON rows of a table
 
 TABLE = 'log_metrics'
 WINDOW_US = job.DEFAULT_WINDOW_S * 1_000_000
-MULTI = ['--direct_num_workers=2', '--direct_running_mode=multi_processing']
-LABELS = {'beam': 'Beam DirectRunner, in-process', 'beam_mp': 'Beam DirectRunner, 2 procs',
-          'duckdb': 'DuckDB SQL', 'python': 'plain Python'}
 COUNTS = ('entries', 'errors', 'http_requests')  # compared exactly
 LATENCIES = ('latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms', 'latency_max_ms')
 REL_TOL = 1e-6
@@ -80,16 +62,8 @@ def window_start_us(micros):
 
 # --- a/b: the Beam job ---------------------------------------------------------------
 
-def beam_in_process(path, out, extra=()):
-  captured = io.StringIO()  # run() prints its counter summary; main() shows it once
-  with contextlib.redirect_stdout(captured):
-    job.run(['--input', path, '--output', out] + list(extra), save_main_session=False)
-  return captured.getvalue()
 
 
-def beam_subprocess(path, out, extra=()):
-  cmd = [sys.executable, '-m', 'pipelines', job.JOB, '--input', path, '--output', out]
-  subprocess.run(cmd + list(extra), cwd=ROOT, check=True, capture_output=True)
 
 
 # --- c: DuckDB -----------------------------------------------------------------------
@@ -371,15 +345,7 @@ def truth_check(tables, truth):
 def run_all(path, out):
   """Times the four implementations on the same file. Returns (seconds, details)."""
   times, details = {}, {}
-  logging.getLogger('apache_beam.runners.portability').setLevel(logging.ERROR)  # worker noise
-  times['beam'], details['beam_printed'] = timed(beam_in_process, path, out('beam'))
-  try:
-    times['beam_mp'], _ = timed(beam_in_process, path, out('beam_mp'), MULTI)
-    details['beam_mp'] = 'in-process, ' + ' '.join(MULTI)
-  except Exception as e:  # noqa: BLE001
-    print('in-process multi_processing failed (%r); running it as a subprocess' % e)
-    times['beam_mp'], _ = timed(beam_subprocess, path, out('beam_mp'), MULTI)  # + startup
-    details['beam_mp'] = 'subprocess `python -m pipelines %s`, %s' % (job.JOB, ' '.join(MULTI))
+  time_beam(job, path, out, times, details)
   times['duckdb'], details['duckdb'] = timed(run_duckdb, path, out('duckdb'))
   times['python'], details['python'] = timed(run_python, path, out('python'))
   return times, details
@@ -400,28 +366,8 @@ def print_bad_input(beam_out, details, truth):
   return bad
 
 
-def environment():
-  env = {'cpu_count': os.cpu_count(), 'machine': platform.machine(), 'cpu': platform.processor(),
-         'python': platform.python_version(), 'apache_beam': apache_beam.__version__,
-         'duckdb': duckdb.__version__}
-  with contextlib.suppress(OSError):
-    with open('/proc/cpuinfo') as fh:
-      env['cpu'] = next((row.split(':', 1)[1].strip() for row in fh
-                         if row.startswith('model name')),
-                        env['cpu'])
-  return env
 
 
-def print_timings(times, n, beam_mp_note):
-  print('\n%-30s %9s %10s %s' % ('implementation', 'seconds', 'entries/s', 'speed vs Beam'))
-  for name, label in LABELS.items():
-    print('%-30s %9.2f %10.0f %12.2fx' % (label, times[name], n / times[name],
-                                          times['beam'] / times[name]))
-  print('(speed vs Beam = Beam in-process seconds / these seconds; 2 procs: %s)' % beam_mp_note)
-  env = environment()
-  print('machine: %(cpu_count)d CPUs (%(machine)s, %(cpu)s); python %(python)s, apache_beam '
-        '%(apache_beam)s, duckdb %(duckdb)s' % env)
-  return env
 
 
 def main(argv=None):
@@ -450,7 +396,7 @@ def main(argv=None):
   tables = {name: keyed_rows(out(name)) for name in LABELS}
   beam_ok, duck_ok, compared = cross_check(tables)
   truth_counts = truth_check(tables, truth)
-  env = print_timings(times, n, details['beam_mp'])
+  env = print_timings(times, n, 'entries', details['beam_mp'])
 
   report = {'entries': n, 'seed': args.seed, 'file_bytes': size, 'generate_seconds': gen_s,
             'seconds': times, 'entries_per_s': {k: n / t for k, t in times.items()},
@@ -460,14 +406,7 @@ def main(argv=None):
                                                    'severities', 'kinds', 'per_log')},
             'bad_input': bad, 'cross_check_vs_beam': compared, 'truth_check': truth_counts,
             'beam_matches_python': beam_ok, 'duckdb_matches_beam': duck_ok}
-  report_path = os.path.join(work, 'bench_log_analytics.json')
-  with open(report_path, 'w') as fh:
-    json.dump(report, fh, indent=2)
-  if not args.keep:
-    os.remove(path)
-    for name in LABELS:
-      shutil.rmtree(out(name), ignore_errors=True)
-  print('report: %s (total %.0f s)' % (report_path, time.perf_counter() - start))
+  finish(work, 'log_analytics', report, path, out, args.keep, start)
   return 0 if beam_ok else 1
 
 
