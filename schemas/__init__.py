@@ -11,6 +11,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 ERRORS_TABLE = 'errors'
+INT64_LIMIT = 2**63  # BigQuery INTEGER is INT64: -2**63 <= n < 2**63
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -50,7 +51,7 @@ def partition_field(job: str, table: str) -> Optional[str]:
 _CHECKS = {
     'STRING': lambda v: isinstance(v, str),
     'INTEGER': lambda v: (isinstance(v, int) and not isinstance(v, bool)
-                          and -2**63 <= v < 2**63),
+                          and -INT64_LIMIT <= v < INT64_LIMIT),
     'FLOAT': lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     'BOOLEAN': lambda v: isinstance(v, bool),
     'TIMESTAMP': lambda v: isinstance(v, str) and _is_rfc3339_utc(v),

@@ -11,6 +11,7 @@ import re
 from typing import Any, Dict, Optional
 from urllib.parse import unquote
 
+from schemas import INT64_LIMIT
 from transforms import timestamps
 from transforms.deadletter import RecordError
 
@@ -19,7 +20,6 @@ SEVERITIES = {
     'CRITICAL': 600, 'ALERT': 700, 'EMERGENCY': 800}
 _SEVERITY_NAMES = {number: name for name, number in SEVERITIES.items()}
 ERROR_LEVEL = SEVERITIES['ERROR']
-INT64_LIMIT = 2**63
 
 _LOG_NAME = re.compile(
     r'^(?:projects|organizations|folders|billingAccounts)/(?P<parent>[^/]+)/logs/(?P<log>.+)$')
@@ -157,10 +157,13 @@ def entry_micros(entry: Dict) -> int:
   return micros
 
 
-def entry_row(entry: Any) -> Dict[str, Any]:
-  """A LogEntry -> its `log_entries` row. Raises RecordError for unusable entries."""
+def entry_row(entry: Any, micros: Optional[int] = None) -> Dict[str, Any]:
+  """A LogEntry -> its `log_entries` row (`micros`: entry_micros, if already read).
+  Raises RecordError for unusable entries."""
   if not isinstance(entry, dict):
     raise RecordError('record is not a JSON object')
+  if micros is None:
+    micros = entry_micros(entry)
   name, number = severity(entry.get('severity'))
   log, project = log_id(entry.get('logName'))
   resource = _object(entry, 'resource')
@@ -169,7 +172,7 @@ def entry_row(entry: Any) -> Dict[str, Any]:
   labels = _object(entry, 'labels')
   resource_labels = resource.get('labels') if isinstance(resource.get('labels'), dict) else {}
   return {
-      'timestamp': timestamps.micros_to_rfc3339(entry_micros(entry)),
+      'timestamp': timestamps.micros_to_rfc3339(micros),
       'receive_timestamp': timestamps.micros_to_rfc3339(
           _timestamp(entry.get('receiveTimestamp'), 'receiveTimestamp', required=False)),
       'log_id': log,
@@ -194,12 +197,14 @@ def entry_row(entry: Any) -> Dict[str, Any]:
   }
 
 
-def duplicate_key(entry: Dict) -> str:
-  """Cloud Logging's own identity of an entry: logName + insertId + timestamp."""
+def duplicate_key(entry: Dict, micros: Optional[int] = None) -> str:
+  """Cloud Logging's own identity of an entry: logName + insertId + timestamp (`micros`,
+  the entry's time when the caller has already read it)."""
   if not entry.get('insertId'):
     # Without an insertId nothing identifies a redelivery: the entry's content does.
     raw = json.dumps(entry, sort_keys=True)
   else:
     # The instant, not its spelling: the same time may come with 3 or 9 fraction digits.
-    raw = '%s\x00%s\x00%d' % (entry.get('logName'), entry['insertId'], entry_micros(entry))
+    raw = '%s\x00%s\x00%d' % (entry.get('logName'), entry['insertId'],
+                                 entry_micros(entry) if micros is None else micros)
   return hashlib.blake2b(raw.encode('utf-8'), digest_size=16).hexdigest()

@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any, Dict, Optional
 
+from schemas import INT64_LIMIT
 from transforms import timestamps
 from transforms.deadletter import RecordError
 from transforms.firebase import FlatEvent
@@ -22,7 +23,6 @@ HEATMAP_LAYERS = {
     MOVE: 'player_move', ATTACK: 'player_attack', NPC_CREATE: 'npc_create',
     NPC_MOVE: 'npc_move', NPC_DIE: 'npc_die'}
 
-INT64_LIMIT = 2**63  # BigQuery INTEGER is INT64
 
 _KEY_ALIASES = {'pox_z': 'pos_z', 'pox_x': 'pos_x', 'session_id': 'sessionid'}
 

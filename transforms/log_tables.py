@@ -9,6 +9,7 @@ import apache_beam as beam
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms import cloud_logging
+from transforms.deadletter import RecordError
 from transforms.dedupe import DropDuplicates
 from transforms.records import Record
 from transforms.windowing import AggregatePerWindow, Windowing
@@ -30,9 +31,11 @@ class DecodeLogEntries(beam.DoFn):
 
   def process(self, record: Record):
     entry = record.value
-    row = cloud_logging.entry_row(entry)
-    micros = cloud_logging.entry_micros(entry)
-    key = cloud_logging.duplicate_key(entry)
+    if not isinstance(entry, dict):
+      raise RecordError('record is not a JSON object')
+    micros = cloud_logging.entry_micros(entry)  # parsed once, used three times
+    row = cloud_logging.entry_row(entry, micros)
+    key = cloud_logging.duplicate_key(entry, micros)
     matched = tuple(name for name, log_filter in self._metrics if log_filter.matches(entry))
     yield beam.window.TimestampedValue((key, LogEntry(row, matched)), Timestamp(micros=micros))
 
