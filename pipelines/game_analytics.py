@@ -35,10 +35,6 @@ class GameAnalyticsOptions(PipelineOptions):
     group.add_argument(
         '--heatmap_cell_size', type=positive, default=1.0,
         help='Heatmap cell edge in map units: cell = floor(coordinate / size) (default 1).')
-    group.add_argument(
-        '--dedupe_ttl', type=positive, default=3600,
-        help='Remember an event for N seconds of event time to drop redeliveries '
-        '(default 3600).')
 
 
 def _count_unexpandable(error_row, counter):
@@ -90,7 +86,8 @@ def _build(records, options: PipelineOptions, streaming: bool):
   game = options.view_as(GameAnalyticsOptions)
   return records | 'GameAnalytics' >> GameAnalytics(
       Windowing.from_options(options.view_as(JobOptions), streaming),
-      game.session_gap, game.heatmap_cell_size, game.dedupe_ttl)
+      game.session_gap, game.heatmap_cell_size,
+      options.view_as(JobOptions).dedupe_ttl)
 
 
 def build(argv=None, save_main_session=True) -> JobPlan:

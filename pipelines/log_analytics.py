@@ -44,9 +44,6 @@ class LogAnalyticsOptions(PipelineOptions):
     group.add_argument(
         '--alert_topic', default=None,
         help='Also publish alert rows as JSON to this Pub/Sub topic (projects/P/topics/T).')
-    group.add_argument(
-        '--log_dedupe_ttl', type=positive, default=3600,
-        help='Remember logName+insertId+timestamp for N seconds of event time (default 3600).')
 
 
 def parse_rules(metric_specs, alert_specs):
@@ -109,7 +106,7 @@ def _build(records, options: PipelineOptions, streaming: bool):
   tables = records | 'LogAnalytics' >> LogAnalytics(
       Windowing.from_options(options.view_as(JobOptions), streaming, batch_windows=True,
                              default_window_s=DEFAULT_WINDOW_S),
-      metrics, rules, logs.log_dedupe_ttl)
+      metrics, rules, options.view_as(JobOptions).dedupe_ttl)
   if logs.alert_topic:
     tables['alerts'] | 'PublishAlerts' >> PublishJson(logs.alert_topic)
   return tables

@@ -56,11 +56,15 @@ class JobOptions(PipelineOptions):
     group.add_argument(
         '--timestamp_attribute', default=None,
         help='Pub/Sub attribute holding the event time (RFC 3339 or epoch ms).')
+    group.add_argument(
+        '--dedupe_ttl', type=positive, default=3600,
+        help='Remember each record\'s identity for N seconds of event time to drop '
+        'redeliveries and retries (default 3600).')
     group = parser.add_argument_group('windowing (streaming)')
     group.add_argument(
         '--window', type=positive, default=None,
-        help="Fixed window length in seconds for windowed tables (default: the job's own, "
-        "300 for game_analytics, 60 for log_analytics).")
+        help="Window length in seconds for windowed tables (default: the job's own, "
+        "300 for game_analytics, 60 for log_analytics, 300 for iot_telemetry).")
     group.add_argument(
         '--early_firing', type=non_negative, default=60,
         help='Emit early results every N seconds of processing time; 0 disables '

@@ -71,16 +71,39 @@ def _is_rfc3339_utc(value: str) -> bool:
 
 def row_problems(job: str, table: str, row: Dict[str, Any]) -> List[str]:
   """Why `row` would not load into the table (empty when it conforms)."""
+  return _problems(fields(job, table), row, '')
+
+
+def _problems(schema_fields: List[Dict[str, Any]], row: Any, prefix: str) -> List[str]:
+  if not isinstance(row, dict):
+    return ['%s=%r is not a RECORD' % (prefix.rstrip('.') or 'row', row)]
   problems = []
-  schema = {f['name']: f for f in fields(job, table)}
+  schema = {f['name']: f for f in schema_fields}
   for name in row:
     if name not in schema:
-      problems.append('unknown column %r' % name)
+      problems.append('unknown column %r' % (prefix + name))
   for name, field in schema.items():
     value = row.get(name)
-    if value is None:
+    path = prefix + name
+    if field.get('mode') == 'REPEATED':
+      if value is None:
+        continue  # loads as an empty array
+      if not isinstance(value, list):
+        problems.append('%s=%r is not REPEATED' % (path, value))
+        continue
+      for i, item in enumerate(value):
+        problems += _value_problems(field, item, '%s[%d]' % (path, i))
+    elif value is None:
       if field.get('mode') == 'REQUIRED':
-        problems.append('%s is REQUIRED' % name)
-    elif not _CHECKS[field['type']](value):
-      problems.append('%s=%r is not %s' % (name, value, field['type']))
+        problems.append('%s is REQUIRED' % path)
+    else:
+      problems += _value_problems(field, value, path)
   return problems
+
+
+def _value_problems(field: Dict[str, Any], value: Any, path: str) -> List[str]:
+  if field['type'] in ('RECORD', 'STRUCT'):
+    return _problems(field['fields'], value, path + '.')
+  if value is None or not _CHECKS[field['type']](value):
+    return ['%s=%r is not %s' % (path, value, field['type'])]
+  return []

@@ -193,3 +193,17 @@ def test_beam_and_dataflow_flags_are_accepted():
        '--region', 'europe-west1', '--temp_location', 'gs://b/tmp', '--experiments', 'x',
        '--setup_file', './setup.py', '--session_gap=5'], save_main_session=False)
   assert plan.pipeline.options.view_as(game_analytics.GameAnalyticsOptions).session_gap == 5
+
+
+def test_every_jobs_options_coexist_in_one_process():
+  # Beam parses every PipelineOptions subclass it has seen, so two jobs defining the same
+  # flag break both; shared flags belong in JobOptions.
+  import importlib
+
+  from apache_beam.options.pipeline_options import PipelineOptions
+
+  from pipelines.__main__ import JOBS
+  for job in JOBS:
+    importlib.import_module('pipelines.' + job)
+  options = PipelineOptions(['--dedupe_ttl', '60']).get_all_options()
+  assert options['dedupe_ttl'] == 60

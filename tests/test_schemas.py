@@ -38,13 +38,20 @@ def test_every_schema_file_is_a_bigquery_json_schema(path):
   with open(path, encoding='utf-8') as fh:
     fields = json.load(fh)
   assert isinstance(fields, list) and fields
+  _check_fields(fields)
+
+
+def _check_fields(fields):
   names = [f['name'] for f in fields]
   assert len(names) == len(set(names))
   for field in fields:
     assert re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', field['name'])
-    assert field['type'] in TYPES
-    assert field['mode'] in ('NULLABLE', 'REQUIRED')
-    assert set(field) <= {'name', 'type', 'mode', 'description'}
+    assert field['type'] in TYPES | {'RECORD'}
+    assert field['mode'] in ('NULLABLE', 'REQUIRED', 'REPEATED')
+    assert set(field) <= {'name', 'type', 'mode', 'description', 'fields'}
+    assert ('fields' in field) == (field['type'] == 'RECORD')
+    if field['type'] == 'RECORD':
+      _check_fields(field['fields'])
 
 
 def test_fields_and_bigquery_schema_are_the_file_contents_and_fresh_copies():
@@ -127,3 +134,18 @@ def test_row_problems_flags_integers_beyond_int64():
          'session_id': 's', 'score': 2**63}
   assert schemas.row_problems('game_analytics', 'events', row) == [
       'score=9223372036854775808 is not INTEGER']
+
+
+def test_row_problems_checks_repeated_records_field_by_field():
+  cell = {'family': 'm', 'column': 'temperature', 'value': '21.5',
+          'timestamp': '2026-11-26T09:00:00.000000Z'}
+  row = {'event_time': '2026-11-26T09:00:00.000000Z', 'row_key': 'r#d#1',
+         'device_id': 'd', 'cells': [cell]}
+  assert schemas.row_problems('iot_telemetry', 'bigtable_rows', row) == []
+  assert schemas.row_problems('iot_telemetry', 'bigtable_rows', dict(row, cells=[])) == []
+  assert schemas.row_problems('iot_telemetry', 'bigtable_rows', dict(row, cells=cell)) == [
+      "cells=%r is not REPEATED" % cell]
+  bad = [cell, dict(cell, value=21.5, extra=1), 'x', None]
+  assert schemas.row_problems('iot_telemetry', 'bigtable_rows', dict(row, cells=bad)) == [
+      "unknown column 'cells[1].extra'", "cells[1].value=21.5 is not STRING",
+      "cells[2]='x' is not a RECORD", "cells[3]=None is not a RECORD"]

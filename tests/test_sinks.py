@@ -193,3 +193,58 @@ def test_write_tables_to_a_directory_writes_one_ndjson_glob_per_table(tmp_path):
 
   assert count('rows_events') == 3
   assert count('rows_errors') == 1
+
+
+def test_direct_row_holds_one_set_cell_per_cell_with_millisecond_timestamps():
+  from transforms.sinks import direct_row
+  row = {'row_key': 'greenhouse#th-1#9221576353244775807', 'cells': [
+      {'family': 'm', 'column': 'temperature', 'value': '21.5',
+       'timestamp': '2026-11-26T09:00:10.123000Z'},
+      {'family': 'm', 'column': 'battery.voltage', 'value': '3.3',
+       'timestamp': '2026-11-26T09:00:10.123000Z'}]}
+  mutation = direct_row(row)
+  assert mutation.row_key == b'greenhouse#th-1#9221576353244775807'
+  cells = [(m.family, m.qualifier, m.new_value, m.timestamp_micros)
+           for m in mutation._get_mutations()]
+  assert cells == [('m', b'temperature', b'21.5', 1795683610123000),
+                   ('m', b'battery.voltage', b'3.3', 1795683610123000)]
+
+
+@pytest.mark.parametrize('spec, expected', [
+    ('my-proj:iot-instance:telemetry', ('my-proj', 'iot-instance', 'telemetry')),
+    ('example.com:proj:instance-1:t_1', ('example.com:proj', 'instance-1', 't_1')),
+])
+def test_parse_bigtable(spec, expected):
+  from transforms.sinks import parse_bigtable
+  assert parse_bigtable(spec) == expected
+
+
+@pytest.mark.parametrize('spec', ['proj:instance', 'proj:Inst:t', 'proj:abc:t', 'p:inst-1:',
+                                  'projects/p/instances/i/tables/t'])
+def test_parse_bigtable_refuses_malformed_specs(spec):
+  from transforms.sinks import parse_bigtable
+  with pytest.raises(ValueError, match='PROJECT:INSTANCE:TABLE'):
+    parse_bigtable(spec)
+
+
+def test_publish_json_with_attributes_sends_pubsub_messages():
+  from apache_beam.io.gcp.pubsub import WriteToPubSub
+  from transforms.sinks import PublishJson, to_pubsub_message
+  pipeline = TestPipeline()
+  rows = pipeline | beam.Create([{'device_id': 'th-1', 'state': 'FIRING'}])
+  rows | PublishJson('projects/my-proj/topics/commands',
+                     attributes=lambda row: {'deviceId': row['device_id']})
+  writes = []
+
+  class Visitor(PipelineVisitor):
+
+    def enter_composite_transform(self, node):
+      if isinstance(node.transform, WriteToPubSub):
+        writes.append((node.transform._sink.full_topic, node.transform.with_attributes))
+
+  pipeline.visit(Visitor())
+  assert writes == [('projects/my-proj/topics/commands', True)]
+  message = to_pubsub_message({'state': 'FIRING', 'device_id': 'th-1'},
+                              lambda row: {'deviceId': row['device_id']})
+  assert message.data == b'{"device_id": "th-1", "state": "FIRING"}'
+  assert message.attributes == {'deviceId': 'th-1'}

@@ -6,7 +6,7 @@ delay) and forgets the key `ttl_s` of event time later, so state stays bounded. 
 input is combined per key instead: the same result, but runners (the DirectRunner above
 all) shuffle a combine far faster than they run per-key state.
 """
-from typing import Any, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import BooleanCoder
@@ -20,14 +20,16 @@ class _FirstPerKey(beam.DoFn):
   SEEN = ReadModifyWriteStateSpec('seen', BooleanCoder())
   EXPIRY = TimerSpec('expiry', TimeDomain.WATERMARK)
 
-  def __init__(self, namespace: str, ttl_s: float, counter: str = 'duplicates'):
+  def __init__(self, namespace: str, ttl_s: float, counter: str = 'duplicates',
+               weight: Optional[Callable[[Any], int]] = None):
     self._ttl = Duration.of(ttl_s)
     self._duplicates = Metrics.counter(namespace, counter)
+    self._weight = weight
 
   def process(self, element, timestamp=beam.DoFn.TimestampParam,
               seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
     if seen.read():
-      self._duplicates.inc()
+      self._duplicates.inc(self._weight(element[1]) if self._weight else 1)
       return
     seen.write(True)
     expiry.set(timestamp + self._ttl)
@@ -64,13 +66,14 @@ class _FirstAndCount(beam.CombineFn):
 
 class _EmitFirst(beam.DoFn):
 
-  def __init__(self, namespace: str, counter: str):
+  def __init__(self, namespace: str, counter: str, weight: Optional[Callable[[Any], int]]):
     self._duplicates = Metrics.counter(namespace, counter)
+    self._weight = weight
 
   def process(self, keyed):
     _, ((value, timestamp), copies) = keyed
     if copies > 1:
-      self._duplicates.inc(copies - 1)
+      self._duplicates.inc((copies - 1) * (self._weight(value) if self._weight else 1))
     yield beam.window.TimestampedValue(value, timestamp)
 
 
@@ -81,14 +84,17 @@ class _WithTimestamp(beam.DoFn):
 
 
 class DropDuplicates(beam.PTransform):
-  """(key, value) -> value, once per key; repeats increment `<namespace>/<counter>`.
-  Element timestamps are kept."""
+  """(key, value) -> value, once per key; repeats increment `<namespace>/<counter>` by
+  one, or by `weight(value)` (a message of several readings repeats them all). Element
+  timestamps are kept."""
 
-  def __init__(self, namespace: str, ttl_s: float = 3600, counter: str = 'duplicates'):
+  def __init__(self, namespace: str, ttl_s: float = 3600, counter: str = 'duplicates',
+               weight: Optional[Callable[[Any], int]] = None):
     super().__init__()
     self._namespace = namespace
     self._ttl_s = ttl_s
     self._counter = counter
+    self._weight = weight
 
   def expand(self, keyed):
     # A str key coder is deterministic, as shuffle and state keys must be.
@@ -98,6 +104,6 @@ class DropDuplicates(beam.PTransform):
           keyed
           | 'Stamp' >> beam.ParDo(_WithTimestamp())
           | 'FirstAndCount' >> beam.CombinePerKey(_FirstAndCount())
-          | 'EmitFirst' >> beam.ParDo(_EmitFirst(self._namespace, self._counter)))
+          | 'EmitFirst' >> beam.ParDo(_EmitFirst(self._namespace, self._counter, self._weight)))
     return keyed | 'FirstPerKey' >> beam.ParDo(
-        _FirstPerKey(self._namespace, self._ttl_s, self._counter))
+        _FirstPerKey(self._namespace, self._ttl_s, self._counter, self._weight))

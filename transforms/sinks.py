@@ -6,22 +6,28 @@ BigQuery tables are created from `schemas/`, day-partitioned on the table's firs
 column. Rows per table are counted (`rows_<table>`), so the accounting identity can be
 checked from metrics alone.
 """
+import datetime
 import json
 import re
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
+from apache_beam.io.gcp.bigtableio import WriteToBigTable
+from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
+from google.cloud.bigtable.row import DirectRow
 
 import schemas
+from transforms import timestamps
 
 _BIGQUERY_DATASET = re.compile(r'^(?P<project>[\w.-]+(:[\w-]+)?):(?P<dataset>\w+)$')
 STREAMING_FILE_WINDOW_S = 60
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def is_bigquery_dataset(output: Optional[str]) -> bool:
@@ -128,14 +134,75 @@ class WriteTables(beam.PTransform):
 
 
 class PublishJson(beam.PTransform):
-  """Rows -> one JSON message each on a Pub/Sub topic (alerts, commands)."""
+  """Rows -> one JSON message each on a Pub/Sub topic (alerts, commands); `attributes`
+  (row -> {str: str}) sets message attributes, e.g. the deviceId a command is for."""
 
-  def __init__(self, topic: str):
+  def __init__(self, topic: str, attributes: Optional[Callable[[Dict], Dict[str, str]]] = None):
     super().__init__()
     self._topic = topic
+    self._attributes = attributes
 
   def expand(self, rows):
+    if self._attributes is None:
+      return (
+          rows
+          | 'ToMessage' >> beam.Map(to_message_data)
+          | 'Publish' >> beam.io.WriteToPubSub(self._topic))
     return (
         rows
-        | 'ToMessage' >> beam.Map(lambda row: json.dumps(row, sort_keys=True).encode('utf-8'))
-        | 'Publish' >> beam.io.WriteToPubSub(self._topic))
+        | 'ToMessage' >> beam.Map(to_pubsub_message, self._attributes)
+        | 'Publish' >> beam.io.WriteToPubSub(self._topic, with_attributes=True))
+
+
+def to_message_data(row: Dict) -> bytes:
+  return json.dumps(row, sort_keys=True).encode('utf-8')
+
+
+def to_pubsub_message(row: Dict, attributes: Callable[[Dict], Dict[str, str]]) -> PubsubMessage:
+  return PubsubMessage(to_message_data(row), attributes(row))
+
+
+# --- Bigtable --------------------------------------------------------------------------
+
+_BIGTABLE = re.compile(r'^(?P<project>[\w.:-]+):(?P<instance>[a-z][a-z0-9-]{5,32}):'
+                       r'(?P<table>[\w.-]{1,50})$')
+
+
+def parse_bigtable(spec: str) -> Tuple[str, str, str]:
+  """'PROJECT:INSTANCE:TABLE' -> (project, instance, table); ValueError when malformed."""
+  match = _BIGTABLE.match(spec or '')
+  if not match:
+    raise ValueError('--bigtable must be PROJECT:INSTANCE:TABLE (instance ids are 6-33 '
+                     'lowercase letters, digits and hyphens), got %r' % spec)
+  return match.group('project'), match.group('instance'), match.group('table')
+
+
+def direct_row(row: Dict) -> DirectRow:
+  """A `{'row_key', 'cells': [{'family', 'column', 'value', 'timestamp'}]}` row (the shape
+  a local run writes as a table) -> the DirectRow mutation WriteToBigTable applies."""
+  mutation = DirectRow(row_key=row['row_key'].encode('utf-8'))
+  for cell in row['cells']:
+    micros = timestamps.parse_rfc3339_micros(cell['timestamp'])
+    mutation.set_cell(
+        cell['family'], cell['column'].encode('utf-8'), cell['value'].encode('utf-8'),
+        timestamp=_EPOCH + datetime.timedelta(microseconds=micros))
+  return mutation
+
+
+class WriteBigtable(beam.PTransform):
+  """Row dicts (see `direct_row`) -> Bigtable `PROJECT:INSTANCE:TABLE`, through Beam's
+  WriteToBigTable; the table and its column families must exist. Counted as
+  `<job>/rows_bigtable`. BIGTABLE_EMULATOR_HOST points the client at an emulator."""
+
+  def __init__(self, spec: str, job: str):
+    super().__init__()
+    self._project, self._instance, self._table = parse_bigtable(spec)
+    self._job = job
+
+  def expand(self, rows):
+    counter = Metrics.counter(self._job, 'rows_bigtable')
+    return (
+        rows
+        | 'Count' >> beam.Map(_count, counter)
+        | 'ToDirectRow' >> beam.Map(direct_row)
+        | 'Write' >> WriteToBigTable(self._project, self._instance, self._table))

@@ -6,7 +6,7 @@ value, or an error row.
 """
 import re
 import time
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Union
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -163,24 +163,38 @@ def _has_escapes(payload) -> bool:
   return isinstance(payload, bytes) and b'\\u' in payload
 
 
+def record_json(record: Record) -> Any:
+  """The record's JSON value; RecordError when it is cut, not UTF-8 or not JSON."""
+  if isinstance(record.value, _Truncated):
+    raise RecordError('invalid JSON: %s' % record.value)
+  _check_text(record.payload)
+  try:
+    value = json_value(record)
+  except UnicodeDecodeError as e:
+    raise RecordError('payload is not UTF-8 text: %s' % e.reason) from e
+  except ValueError as e:
+    raise RecordError('invalid JSON: %s' % e) from e
+  if _has_escapes(record.payload):
+    _check_value(value)  # escapes like "\ud800" decode to unencodable strings
+  return value
+
+
+def payload_text(payload: Union[str, bytes]) -> str:
+  """A raw payload as text; RecordError when it is not valid UTF-8."""
+  if isinstance(payload, (bytes, bytearray)):
+    try:
+      return bytes(payload).decode('utf-8')
+    except UnicodeDecodeError as e:
+      raise RecordError('payload is not UTF-8 text: %s at byte %d' % (e.reason, e.start)) from e
+  _check_text(payload)
+  return payload
+
+
 class _ParseJson(beam.DoFn):
 
   def process(self, record: Record):
-    if isinstance(record.value, _Truncated):
-      raise RecordError('invalid JSON: %s' % record.value)
-    _check_text(record.payload)
-    try:
-      value = json_value(record)
-    except UnicodeDecodeError as e:
-      raise RecordError('payload is not UTF-8 text: %s' % e.reason) from e
-    except ValueError as e:
-      raise RecordError('invalid JSON: %s' % e) from e
-    if _has_escapes(record.payload):
-      _check_value(value)  # escapes like "\ud800" decode to unencodable strings
-    if record.parsed:
-      yield record
-    else:
-      yield record.with_value(value)
+    value = record_json(record)
+    yield record if record.parsed else record.with_value(value)
 
 
 class ParseJsonRecords(beam.PTransform):

@@ -33,12 +33,19 @@ class Windowing:
     return trigger.AfterWatermark(early=early, late=trigger.AfterCount(1))
 
   def fixed(self) -> beam.PTransform:
+    return self._window_into(window.FixedWindows(self.window_s))
+
+  def sliding(self, period_s: float) -> beam.PTransform:
+    """Windows of `window_s` starting every `period_s`: each element is in several."""
+    return self._window_into(window.SlidingWindows(self.window_s, period_s))
+
+  def _window_into(self, windowfn) -> beam.PTransform:
     if not self.streaming:
       if self.batch_windows:
-        return beam.WindowInto(window.FixedWindows(self.window_s))
+        return beam.WindowInto(windowfn)
       return _Unchanged()  # batch input is already in the global window
     return beam.WindowInto(
-        window.FixedWindows(self.window_s),
+        windowfn,
         trigger=self._trigger(),
         accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
         allowed_lateness=self.allowed_lateness_s)
@@ -87,19 +94,22 @@ class AddWindowColumns(beam.DoFn):
 
 
 class AggregatePerWindow(beam.PTransform):
-  """(key, value) -> rows: combine per key in `windowing.fixed()` windows, turn each
-  (key, result) into rows with `to_rows`, and add the window and pane columns."""
+  """(key, value) -> rows: combine per key in `windowing.fixed()` windows (or the
+  `window_into` given), turn each (key, result) into rows with `to_rows`, and add the
+  window and pane columns."""
 
-  def __init__(self, windowing: Windowing, combine_fn, to_rows):
+  def __init__(self, windowing: Windowing, combine_fn, to_rows,
+               window_into: Optional[beam.PTransform] = None):
     super().__init__()
     self._windowing = windowing
     self._combine_fn = combine_fn
     self._to_rows = to_rows
+    self._window_into = window_into
 
   def expand(self, keyed):
     return (
         keyed
-        | 'Window' >> self._windowing.fixed()
+        | 'Window' >> (self._window_into or self._windowing.fixed())
         | 'Combine' >> beam.CombinePerKey(self._combine_fn)
         | 'ToRows' >> beam.FlatMapTuple(self._to_rows)
         | 'AddWindow' >> beam.ParDo(AddWindowColumns(self._windowing.streaming)))
