@@ -19,6 +19,9 @@ GENERATORS = {
     "log_analytics": ("pipelines.samples.log_analytics", "entries",
                       "Cloud Logging LogEntry exports of a Cloud Run API: requests, app, text and audit logs, "
                       "5xx bursts, duplicates, late and broken lines"),
+    "iot_telemetry": ("pipelines.samples.iot_telemetry", "devices",
+                      "IoT Core telemetry via Pub/Sub: saved messages, push envelopes, JSON and line protocol "
+                      "payloads, redeliveries, retries, late flushes, bad lines, a heat spike"),
 }
 
 
