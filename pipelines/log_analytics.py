@@ -13,7 +13,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, run_job
-from pipelines.options import ConfigError, JobOptions, positive
+from pipelines.options import ConfigError, JobOptions
 from transforms import log_tables
 from transforms.dedupe import DropDuplicates
 from transforms.deadletter import TryParDo

@@ -12,6 +12,7 @@ import schemas
 from pipelines import __main__ as cli
 from pipelines import game_analytics
 from pipelines.samples import game_analytics as sample
+from tests.tables import assert_written_tables_conform, read_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,14 +54,6 @@ def sample_run(tmp_path_factory):
   return out
 
 
-def read_table(out, table):
-  rows = []
-  for path in sorted(glob.glob(os.path.join(str(out), table, '*.json'))):
-    with open(path) as fh:
-      rows += [json.loads(line) for line in fh if line.strip()]
-  return rows
-
-
 def test_every_table_is_written_in_its_own_glob(sample_run):
   for table in schemas.tables(game_analytics.JOB):
     files = glob.glob(os.path.join(str(sample_run), table, '*.json'))
@@ -70,9 +63,7 @@ def test_every_table_is_written_in_its_own_glob(sample_run):
 
 
 def test_rows_conform_to_their_schemas(sample_run):
-  for table in schemas.tables(game_analytics.JOB):
-    for row in read_table(sample_run, table):
-      assert schemas.row_problems(game_analytics.JOB, table, row) == [], (table, row)
+  assert_written_tables_conform(sample_run, game_analytics.JOB)
 
 
 def test_metrics_file_balances_the_books(sample_run):

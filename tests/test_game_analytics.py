@@ -7,10 +7,10 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-import schemas
 from apache_beam.metrics import Metrics
 from pipelines.game_analytics import JOB, GameAnalytics
 from tests.game_fixtures import T0, ga4
+from tests.tables import assert_tables_conform
 from transforms.records import Record
 from transforms.timestamps import micros_to_rfc3339
 
@@ -186,10 +186,7 @@ def run_result():
       equal_to(EXPECTED_EVENT_KEYS), label='events')
   assert_that(collected['errors'] | beam.Map(lambda r: (r['stage'], r['error'])),
               equal_to(EXPECTED_ERRORS), label='errors')
-  for name, rows in collected.items():
-    assert_that(rows | 'Problems_%s' % name >> beam.FlatMap(
-        lambda row, table: schemas.row_problems(JOB, table, row), name),
-        equal_to([]), label='conforms_%s' % name)
+  assert_tables_conform(collected, JOB)
   full_rows = collected['events'] | beam.Filter(
       lambda r: r['event_name'] in ('PLAYER_ATTACK', 'START_SESSION') and
       r['session_id'] == 's1')

@@ -5,19 +5,19 @@ import json
 
 import apache_beam as beam
 import pytest
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-import schemas
-from pipelines import iot_telemetry
+from pipelines import iot_telemetry, launch
 from pipelines.iot_telemetry import JOB, IotTelemetry
 from pipelines.options import ConfigError
 from transforms import device_rules
 from transforms.records import Record
 from transforms.windowing import Windowing
+
+from tests.tables import assert_tables_conform, assert_written_tables_conform, read_table
 
 T0 = 1795683600  # 2026-11-26T09:00:00Z
 NS = 1_000_000_000
@@ -186,10 +186,7 @@ def batch_result():
           ('-#lp-1#9221576353164775807', [('temperature', '33.0')]),
           ('-#lp-1#9221576353104775807', [('temperature', '20.0')]),
           ('-#solo#9221576353239775807', [('pressure', '1013.25')])]), label='bigtable')
-  for name, rows in tables.items():
-    assert_that(rows | 'Problems_' + name >> beam.FlatMap(
-        lambda row, table: schemas.row_problems(JOB, table, row), name),
-        equal_to([]), label='conforms_' + name)
+  assert_tables_conform(tables, JOB)
   result = pipeline.run()
   result.wait_until_finish()
   return result
@@ -200,9 +197,7 @@ def test_tables_are_exact(batch_result):
 
 
 def test_every_reading_is_accounted_for(batch_result):
-  counters = {}
-  for c in batch_result.metrics().query(MetricsFilter().with_namespace(JOB))['counters']:
-    counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.committed
+  counters = launch.counters(batch_result, JOB)
   # 11 unique readings; line 8 repeats 1 reading, line 9 retries 1; a heartbeat; 6 errors
   assert (counters['duplicates'], counters['filtered'], counters['errors']) == (2, 1, 6)
   assert counters['readings_read'] == 11 + 2 + 1 + 6
@@ -322,15 +317,6 @@ def sample_run(tmp_path_factory):
   return out
 
 
-def _read(out, table):
-  import glob
-  rows = []
-  for path in sorted(glob.glob(str(out / table / '*.json'))):
-    with open(path) as fh:
-      rows += [json.loads(line) for line in fh if line.strip()]
-  return rows
-
-
 @pytest.fixture(scope='module')
 def truth():
   from pipelines.samples import iot_telemetry as sample
@@ -345,16 +331,14 @@ def test_bundled_sample_counters_match_the_generators_ground_truth(sample_run, t
   assert c['readings_read'] == truth['readings_read'] == (
       c['rows_readings'] + c['duplicates'] + c['filtered'] + c['errors'])
   assert c['rows_bigtable_rows'] == truth['points']
-  for table in schemas.tables(JOB):
-    for row in _read(sample_run, table):
-      assert schemas.row_problems(JOB, table, row) == [], (table, row)
+  assert_written_tables_conform(sample_run, JOB)
 
 
 def test_bundled_sample_readings_are_exactly_what_was_sent(sample_run, truth):
   from transforms.timestamps import parse_rfc3339_micros
   got = sorted(((r['registry_id'], r['device_id'], r['metric'],
                  parse_rfc3339_micros(r['event_time']), r['value'])
-                for r in _read(sample_run, 'readings')), key=repr)
+                for r in read_table(sample_run, 'readings')), key=repr)
   assert got == sorted(truth['readings_list'], key=repr)
 
 
@@ -363,7 +347,7 @@ def test_bundled_sample_window_means_and_the_heat_spike_alerts(sample_run, truth
   from transforms.timestamps import parse_rfc3339_micros
   expected = sample.sliding_means(truth['readings_list'])
   got = {}
-  for row in _read(sample_run, 'device_stats'):
+  for row in read_table(sample_run, 'device_stats'):
     if row['metric'] == 'temperature':
       got.setdefault((row['registry_id'], row['device_id']), {})[
           parse_rfc3339_micros(row['window_start'])] = row['mean']
@@ -371,7 +355,7 @@ def test_bundled_sample_window_means_and_the_heat_spike_alerts(sample_run, truth
   for device, means in expected.items():
     assert got[device] == pytest.approx(means, rel=1e-12), device
   alerts = [(a['registry_id'], a['device_id'], a['state'], a['window_start'])
-            for a in _read(sample_run, 'alerts')]
+            for a in read_table(sample_run, 'alerts')]
   spike = truth['spike_device']
   assert sorted(alerts) == sorted([
       spike + ('FIRING', truth['spike_windows']['FIRING'].replace('Z', '.000000Z')),

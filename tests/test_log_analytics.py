@@ -5,17 +5,16 @@ import json
 import apache_beam as beam
 import pytest
 from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-import schemas
-from pipelines import log_analytics
+from pipelines import launch, log_analytics
 from pipelines.log_analytics import JOB, LogAnalytics, parse_rules
 from pipelines.options import ConfigError
 from transforms.records import Record
+from tests.tables import assert_tables_conform, assert_written_tables_conform, read_table
 from transforms.windowing import Windowing
 
 REQUESTS = 'projects/shop/logs/run.googleapis.com%2Frequests'
@@ -136,9 +135,7 @@ def batch_result():
   for name, rows in tables.items():
     counter = Metrics.counter(JOB, 'rows_' + name)
     rows | 'Count_' + name >> beam.Map(lambda r, c=counter: c.inc())
-    assert_that(rows | 'Problems_' + name >> beam.FlatMap(
-        lambda row, table: schemas.row_problems(JOB, table, row), name),
-        equal_to([]), label='conforms_' + name)
+  assert_tables_conform(tables, JOB)
   result = pipeline.run()
   result.wait_until_finish()
   return result
@@ -149,9 +146,7 @@ def test_tables_are_exact(batch_result):
 
 
 def test_every_record_is_accounted_for(batch_result):
-  counters = {}  # the same counter in several steps: one entry per step, summed here
-  for c in batch_result.metrics().query(MetricsFilter().with_namespace(JOB))['counters']:
-    counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.committed
+  counters = launch.counters(batch_result, JOB)
   assert counters['rows_log_entries'] == 8
   assert counters['duplicates'] == 1
   assert counters['errors'] == counters['rows_errors'] == 3
@@ -236,15 +231,6 @@ def sample_run(tmp_path_factory):
   return out
 
 
-def _read(out, table):
-  import glob
-  rows = []
-  for path in sorted(glob.glob(str(out / table / '*.json'))):
-    with open(path) as fh:
-      rows += [json.loads(line) for line in fh if line.strip()]
-  return rows
-
-
 def test_bundled_sample_matches_the_generators_ground_truth(sample_run):
   from pipelines.samples import log_analytics as sample
   truth = sample.ground_truth(sample.SAMPLE_ENTRIES, sample.SAMPLE_SEED)
@@ -255,21 +241,19 @@ def test_bundled_sample_matches_the_generators_ground_truth(sample_run):
   assert c['errors_parse_json'] == bad['invalid_json'] + bad['split_record']
   assert c['errors_decode_entry'] == bad['not_object'] + bad['wrong_type']
   assert c['records_read'] == c['rows_log_entries'] + c['duplicates'] + c['errors']
-  alerts = sorted(r['window_start'] for r in _read(sample_run, 'alerts'))
+  alerts = sorted(r['window_start'] for r in read_table(sample_run, 'alerts'))
   assert alerts == [m.replace('Z', '.000000Z') for m in truth['burst_minutes']]
-  for table in schemas.tables(JOB):
-    for row in _read(sample_run, table):
-      assert schemas.row_problems(JOB, table, row) == [], (table, row)
+  assert_written_tables_conform(sample_run, JOB)
 
 
 def test_per_minute_requests_and_5xx_match_the_ground_truth(sample_run):
   from pipelines.samples import log_analytics as sample
   truth = sample.ground_truth(sample.SAMPLE_ENTRIES, sample.SAMPLE_SEED)['per_minute']
   requests, server_errors = {}, {}
-  for row in _read(sample_run, 'log_metrics'):
+  for row in read_table(sample_run, 'log_metrics'):
     if row['log_id'] == RUN:
       requests[row['window_start']] = requests.get(row['window_start'], 0) + row['http_requests']
-  for row in _read(sample_run, 'metric_counts'):
+  for row in read_table(sample_run, 'metric_counts'):
     server_errors[row['window_start']] = row['count']
   for minute, expected in truth.items():
     window = minute.replace('Z', '.000000Z')
