@@ -195,3 +195,18 @@ def test_max_record_chars_turns_a_huge_unterminated_record_into_an_error_chunk()
   assert chunks[0].text.startswith('{"id": 1, "note": "never closed,')
   assert len(chunks[0].text) < 80
   assert parsed(chunks[1:]) == [(4, {'id': 3}), (5, {'id': 4}), (6, {'id': 5}), (8, {'id': 6})]
+
+
+def test_values_nested_deeper_than_the_limit_are_refused_not_a_crash():
+  from transforms.jsonsplit import MAX_DEPTH, loads
+  ok = '[' * MAX_DEPTH + ']' * MAX_DEPTH
+  assert loads(ok) is not None
+  for depth in (MAX_DEPTH + 1, 600, 100_000):
+    deep = '{"a": ' * depth + '1' + '}' * depth
+    with pytest.raises(ValueError, match='nested deeper than %d' % MAX_DEPTH):
+      loads(deep)
+  # Brackets inside strings are not nesting.
+  assert loads(json.dumps({'s': '[' * 500})) == {'s': '[' * 500}
+  lines = ['{"device_id": "d"}', '{"a": ' * 600 + '1' + '}' * 600, '{"b": 2}']
+  chunks = list(split_json_records(lines))
+  assert [(c.line, c.parsed) for c in chunks] == [(1, True), (2, False), (3, True)]

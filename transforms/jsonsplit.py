@@ -20,6 +20,32 @@ _IN_STRING = re.compile(r'["\\]')
 _SCALAR_END = re.compile(r'[\s,\]\[{}]')
 
 DEFAULT_MAX_RECORD_CHARS = 64 * 1024 * 1024
+MAX_DEPTH = 100
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]')
+
+
+def loads(text: str) -> Any:
+  """json.loads, refusing values nested deeper than MAX_DEPTH (ValueError). Deeper values
+  exhaust the stack when parsed, pickled between steps or walked, and no real record is."""
+  if text.count('{') + text.count('[') > MAX_DEPTH and _nesting(text) > MAX_DEPTH:
+    raise ValueError('JSON nested deeper than %d levels' % MAX_DEPTH)
+  try:
+    return json.loads(text)
+  except RecursionError as e:  # unreachable after the check; kept as a guard
+    raise ValueError('JSON nested too deeply') from e
+
+
+def _nesting(text: str) -> int:
+  """The deepest bracket nesting outside strings (strings are matched whole)."""
+  depth = deepest = 0
+  for match in _NESTING.finditer(text):
+    token = match.group()
+    if token in '[{':
+      depth += 1
+      deepest = max(deepest, depth)
+    elif token in ']}':
+      depth -= 1
+  return deepest
 
 
 class Chunk(NamedTuple):
@@ -85,9 +111,9 @@ class JsonStreamSplitter:
       return Chunk('', self._line_no)
     if stripped[0] == '{' and stripped[-1] == '}':
       try:
-        value = json.loads(stripped)
+        value = loads(stripped)
       except ValueError:
-        return None
+        return None  # the parse step says why
       return Chunk(stripped, self._line_no, value, True)
     return None
 
@@ -97,7 +123,7 @@ class JsonStreamSplitter:
     if not stripped.endswith('}'):
       return False
     try:
-      return isinstance(json.loads(stripped), dict)
+      return isinstance(loads(stripped), dict)
     except ValueError:
       return False
 

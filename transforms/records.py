@@ -4,8 +4,9 @@ Jobs parse `payload`; dead letters keep it verbatim with `attributes` and `sourc
 error row always holds enough to replay the record.
 """
 import dataclasses
-import json
 from typing import Any, Dict, Optional, Union
+
+from transforms import jsonsplit
 
 
 
@@ -56,4 +57,4 @@ def json_value(record: Record) -> Any:
   """The record's JSON value, parsing the payload unless the reader already did."""
   if record.parsed:
     return record.value
-  return json.loads(record.text())
+  return jsonsplit.loads(record.text())

@@ -14,6 +14,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 
 from transforms.deadletter import RecordError, TryParDo
+from transforms import jsonsplit
 from transforms.jsonsplit import DEFAULT_MAX_RECORD_CHARS, split_json_records
 from transforms.records import Record, json_value
 
@@ -176,6 +177,18 @@ def record_json(record: Record) -> Any:
     raise RecordError('invalid JSON: %s' % e) from e
   if _has_escapes(record.payload):
     _check_value(value)  # escapes like "\ud800" decode to unencodable strings
+  return value
+
+
+def parse_json_text(text: str) -> Any:
+  """JSON text (e.g. a message payload) -> its value; RecordError when it is invalid, too
+  deeply nested, or escapes lone surrogates."""
+  try:
+    value = jsonsplit.loads(text)
+  except ValueError as e:
+    raise RecordError('invalid JSON: %s' % e) from e
+  if '\\u' in text:
+    _check_value(value)
   return value
 
 
