@@ -6,6 +6,7 @@ table, per-window metrics with latency percentiles, log-based metric counts and 
         [--metric 'server_errors=httpRequest.status>=500'] [--alert 'server_errors>10']
         [--alert_topic projects/P/topics/T]
 """
+import argparse
 import time
 from typing import Optional
 
@@ -13,7 +14,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, run_job
-from pipelines.options import ConfigError, JobOptions
+from pipelines.options import ConfigError, JobOptions, positive
 from transforms import log_tables
 from transforms.dedupe import DropDuplicates
 from transforms.deadletter import TryParDo
@@ -44,6 +45,8 @@ class LogAnalyticsOptions(PipelineOptions):
     group.add_argument(
         '--alert_topic', default=None,
         help='Also publish alert rows as JSON to this Pub/Sub topic (projects/P/topics/T).')
+    group.add_argument(  # --dedupe_ttl's earlier name, kept so existing command lines work
+        '--log_dedupe_ttl', type=positive, default=None, help=argparse.SUPPRESS)
 
 
 def parse_rules(metric_specs, alert_specs):
@@ -106,7 +109,7 @@ def _build(records, options: PipelineOptions, streaming: bool):
   tables = records | 'LogAnalytics' >> LogAnalytics(
       Windowing.from_options(options.view_as(JobOptions), streaming, batch_windows=True,
                              default_window_s=DEFAULT_WINDOW_S),
-      metrics, rules, options.view_as(JobOptions).dedupe_ttl)
+      metrics, rules, logs.log_dedupe_ttl or options.view_as(JobOptions).dedupe_ttl)
   if logs.alert_topic:
     tables['alerts'] | 'PublishAlerts' >> PublishJson(logs.alert_topic)
   return tables

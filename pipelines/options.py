@@ -58,8 +58,8 @@ class JobOptions(PipelineOptions):
         help='Pub/Sub attribute holding the event time (RFC 3339 or epoch ms).')
     group.add_argument(
         '--dedupe_ttl', type=positive, default=3600,
-        help='Remember each record\'s identity for N seconds of event time to drop '
-        'redeliveries and retries (default 3600).')
+        help='Streaming: remember each record\'s identity for N seconds after it first '
+        'came to drop redeliveries and retries (default 3600).')
     group = parser.add_argument_group('windowing (streaming)')
     group.add_argument(
         '--window', type=positive, default=None,

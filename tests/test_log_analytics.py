@@ -259,3 +259,20 @@ def test_per_minute_requests_and_5xx_match_the_ground_truth(sample_run):
     window = minute.replace('Z', '.000000Z')
     assert requests.get(window, 0) == expected['requests'], minute
     assert server_errors.get(window, 0) == expected['5xx'], minute
+
+
+@pytest.mark.parametrize('argv, ttl', [
+    ([], 3600), (['--dedupe_ttl', '70'], 70), (['--log_dedupe_ttl', '60'], 60)])
+def test_dedupe_ttl_and_its_earlier_name(argv, ttl):
+  from apache_beam.pipeline import PipelineVisitor
+  plan = log_analytics.build(argv, save_main_session=False)
+  found = []
+
+  class Visitor(PipelineVisitor):
+
+    def enter_composite_transform(self, node):
+      if isinstance(node.transform, LogAnalytics):
+        found.append(node.transform._dedupe_ttl_s)
+
+  plan.pipeline.visit(Visitor())
+  assert found == [ttl]

@@ -2,7 +2,10 @@
 
 At-least-once producers and Pub/Sub redeliveries repeat events. Unbounded input goes
 through a keyed, stateful DoFn that lets the first copy through at once (no windowing
-delay) and forgets the key `ttl_s` of event time later, so state stays bounded. Bounded
+delay) and forgets the key `ttl_s` seconds of processing time after it first came, so
+state stays bounded. Processing time, not event time: a redelivery follows its first copy
+within the subscription's retention however old the event is, and an event-time expiry
+would forget a backfilled (old) event the moment it was seen. Bounded
 input is combined per key instead: the same result, but runners (the DirectRunner above
 all) shuffle a combine far faster than they run per-key state.
 """
@@ -13,12 +16,12 @@ from apache_beam.coders import BooleanCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
-from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 
 class _FirstPerKey(beam.DoFn):
   SEEN = ReadModifyWriteStateSpec('seen', BooleanCoder())
-  EXPIRY = TimerSpec('expiry', TimeDomain.WATERMARK)
+  EXPIRY = TimerSpec('expiry', TimeDomain.REAL_TIME)
 
   def __init__(self, namespace: str, ttl_s: float, counter: str = 'duplicates',
                weight: Optional[Callable[[Any], int]] = None):
@@ -26,13 +29,13 @@ class _FirstPerKey(beam.DoFn):
     self._duplicates = Metrics.counter(namespace, counter)
     self._weight = weight
 
-  def process(self, element, timestamp=beam.DoFn.TimestampParam,
-              seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
+  def process(self, element, seen=beam.DoFn.StateParam(SEEN),
+              expiry=beam.DoFn.TimerParam(EXPIRY)):
     if seen.read():
       self._duplicates.inc(self._weight(element[1]) if self._weight else 1)
       return
     seen.write(True)
-    expiry.set(timestamp + self._ttl)
+    expiry.set(Timestamp.now() + self._ttl)
     yield element[1]
 
   @on_timer(EXPIRY)
