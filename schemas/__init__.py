@@ -7,6 +7,7 @@ TIMESTAMP field of a table is its day-partitioning column.
 import datetime
 import functools
 import json
+import math
 import os
 from typing import Any, Dict, List, Optional
 
@@ -52,7 +53,8 @@ _CHECKS = {
     'STRING': lambda v: isinstance(v, str),
     'INTEGER': lambda v: (isinstance(v, int) and not isinstance(v, bool)
                           and -INT64_LIMIT <= v < INT64_LIMIT),
-    'FLOAT': lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    'FLOAT': lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and math.isfinite(v)),  # NaN/Infinity are not JSON
     'BOOLEAN': lambda v: isinstance(v, bool),
     'TIMESTAMP': lambda v: isinstance(v, str) and _is_rfc3339_utc(v),
 }

@@ -125,3 +125,8 @@ def test_early_panes_are_not_judged_and_other_metrics_not_routed():
   assert key == '[null, "d", "hot"]'
   assert (judged.start, judged.end, judged.mean) == (60_000_000, 360_000_000, 31.0)
   assert list(fn.process(dict(row, metric='pressure'), win, on_time)) == []
+
+
+def test_a_threshold_must_be_finite():
+  with pytest.raises(ValueError, match='finite'):
+    parse_rule('hot: t < 1e999 -> x')

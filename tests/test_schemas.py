@@ -149,3 +149,11 @@ def test_row_problems_checks_repeated_records_field_by_field():
   assert schemas.row_problems('iot_telemetry', 'bigtable_rows', dict(row, cells=bad)) == [
       "unknown column 'cells[1].extra'", "cells[1].value=21.5 is not STRING",
       "cells[2]='x' is not a RECORD", "cells[3]=None is not a RECORD"]
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), float('-inf')])
+def test_non_finite_floats_do_not_conform(value):
+  row = {'event_time': '2026-11-26T09:00:00.000000Z', 'device_id': 'd', 'metric': 'v',
+         'value': value}
+  assert schemas.row_problems('iot_telemetry', 'readings', row) == [
+      'value=%r is not FLOAT' % value]

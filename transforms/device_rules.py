@@ -11,6 +11,7 @@ early (speculative) panes never fire a rule. A late pane for a window already ju
 not re-judged: the command went out.
 """
 import json
+import math
 import operator
 import re
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
@@ -64,6 +65,8 @@ def parse_rule(spec: str) -> Rule:
     raise ValueError(
         'rule %r is not NAME: METRIC >|>=|<|<= VALUE [for N windows] -> COMMAND' % spec)
   threshold = float(match.group('value'))
+  if not math.isfinite(threshold):
+    raise ValueError('rule %r: the threshold must be a finite number' % spec)
   windows = int(match.group('windows') or 1)
   if windows < 1:
     raise ValueError('rule %r: "for N windows" needs N >= 1' % spec)

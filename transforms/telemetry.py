@@ -19,7 +19,7 @@ from apache_beam.utils.timestamp import Timestamp
 from transforms import line_protocol, timestamps
 from transforms.deadletter import RecordError
 from transforms.records import Record
-from transforms.sources import payload_text, record_json
+from transforms.sources import parse_json_text, payload_text, record_json
 
 PUBSUB_MESSAGE_TYPE = 'type.googleapis.com/google.pubsub.v1.PubsubMessage'
 _MESSAGE_KEYS = frozenset({
@@ -32,8 +32,11 @@ DEVICE_KEYS = ('device_id', 'deviceId')
 REGISTRY_KEYS = ('registry_id', 'registryId')
 _ID_KEYS = frozenset(DEVICE_KEYS + REGISTRY_KEYS)
 MAX_ID_CHARS = 256
-# BigQuery TIMESTAMP's range: 0001-01-01 .. 9999-12-31T23:59:59.999999Z.
-MIN_MICROS, MAX_MICROS = -62135596800000000, 253402300799999999
+# Event and publish times are kept to 1970..2099: Bigtable refuses cell timestamps before
+# 1970, and windows around a time near year 1 or 9999 would not be representable.
+MIN_MICROS, MAX_MICROS = 0, 4102444800000000 - 1
+# Larger magnitudes would overflow the variance (value squared) in device_stats.
+MAX_VALUE = 1e150
 FAMILY = 'm'
 _REVERSE_BASE = 2**63 - 1
 UNKNOWN_REGISTRY = '-'
@@ -100,6 +103,8 @@ def _message(message: Dict[str, Any]) -> Message:
       publish_micros = timestamps.parse_rfc3339_micros(str(publish_time))
     except ValueError as e:
       raise RecordError('message publishTime %r is not RFC 3339' % (publish_time,)) from e
+  if publish_micros is not None and not MIN_MICROS <= publish_micros <= MAX_MICROS:
+    raise RecordError('message publishTime %r is outside 1970-2099' % (publish_time,))
   return Message(_base64(data), attributes,
                  None if message_id is None else str(message_id), publish_micros)
 
@@ -131,10 +136,7 @@ def parse_payload(payload: Union[str, bytes]) -> Union[Dict[str, Any], List[str]
   if not text:
     raise RecordError('payload is empty')
   if text[0] in '{["':
-    try:
-      value = json.loads(text)
-    except ValueError as e:
-      raise RecordError('invalid JSON: %s' % e) from e
+    value = parse_json_text(text)
     if not isinstance(value, dict):
       raise RecordError('payload is a JSON %s, not an object' % _json_type(value))
     return value
@@ -260,6 +262,8 @@ def _identity(what: str, attribute: Optional[str], payload: Dict[str, Any], keys
 
 def _flatten(name: str, value: Any, out: List[Tuple[str, float]]) -> None:
   if isinstance(value, dict):
+    if not value:
+      raise RecordError('metric %r is an empty object, not a number' % name)
     for key, item in value.items():
       _flatten('%s.%s' % (name, key), item, out)
     return
@@ -281,6 +285,8 @@ def _number(name: str, value: Any) -> float:
     raise RecordError('metric %r is out of range: %s' % (name, _short(value))) from e
   if not math.isfinite(number):
     raise RecordError('metric %r is not finite: %r' % (name, number))
+  if abs(number) > MAX_VALUE:
+    raise RecordError('metric %r is out of range (|value| > %g): %r' % (name, MAX_VALUE, number))
   return number
 
 
@@ -300,7 +306,15 @@ def _event_micros(raw_time: Any, publish_micros: Optional[int],
 
 def _check_range(micros: int) -> None:
   if not MIN_MICROS <= micros <= MAX_MICROS:
-    raise RecordError('event time %d us is outside years 1-9999' % micros)
+    raise RecordError('event time %s is outside 1970-2099 (a device clock not set?)'
+                      % _readable(micros))
+
+
+def _readable(micros: int) -> str:
+  try:
+    return timestamps.micros_to_rfc3339(micros)
+  except (OverflowError, ValueError):
+    return '%d us' % micros
 
 
 def _short(value: Any, limit: int = 80) -> Any:
