@@ -1,9 +1,8 @@
 """`python -m pipelines` lists the jobs; `python -m pipelines JOB [args]` runs one."""
 import importlib
-import logging
 import sys
 
-from pipelines.options import ConfigError
+from pipelines import launch
 
 # name -> one line. Each name is a module in this package with run(argv).
 JOBS = {
@@ -26,13 +25,7 @@ def main(argv=None) -> int:
   if name not in JOBS:
     print('unknown job %r; known: %s' % (name, ', '.join(JOBS)), file=sys.stderr)
     return 2
-  logging.getLogger().setLevel(logging.WARNING)
-  try:
-    importlib.import_module('pipelines.' + name).run(argv[1:])
-  except ConfigError as e:  # found before anything ran
-    print('%s: error: %s' % (name, e), file=sys.stderr)
-    return 2
-  return 0
+  return launch.main(name, importlib.import_module('pipelines.' + name).run, argv[1:])
 
 
 if __name__ == '__main__':

@@ -4,13 +4,14 @@ score by age, play funnel (and errors).
     python -m pipelines.game_analytics [--input GLOB|projects/P/subscriptions/S]
         [--output DIR|PROJECT:DATASET] [--session_gap 600] [--heatmap_cell_size 1.0]
 """
+import sys
 import time
 from typing import Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.launch import JobPlan, build_job, run_job
+from pipelines.launch import JobPlan, build_job, main, run_job
 from pipelines.options import JobOptions, positive
 from transforms import game_tables
 from transforms.dedupe import DropDuplicates
@@ -100,4 +101,4 @@ def run(argv=None, save_main_session=True) -> Optional[beam.runners.runner.Pipel
 
 
 if __name__ == '__main__':
-  run()
+  sys.exit(main(JOB, run))

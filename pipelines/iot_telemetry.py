@@ -7,6 +7,7 @@ threshold rules that send commands back to devices (Pub/Sub).
         [--rule 'hot: temperature > 30 for 2 windows -> {"fan": "high"}']
         [--command_topic projects/P/topics/T] [--bigtable PROJECT:INSTANCE:TABLE]
 """
+import sys
 import time
 from typing import Optional
 
@@ -14,7 +15,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.launch import JobPlan, build_job, run_job
+from pipelines.launch import JobPlan, build_job, main, run_job
 from pipelines.options import ConfigError, JobOptions, positive
 from transforms import device_rules, telemetry
 from transforms.deadletter import TryParDo
@@ -136,4 +137,4 @@ def run(argv=None, save_main_session=True) -> Optional[beam.runners.runner.Pipel
 
 
 if __name__ == '__main__':
-  run()
+  sys.exit(main(JOB, run))

@@ -6,6 +6,7 @@ sample, `_metrics.json`, the printed summary) is the same for all of them.
 import json
 import logging
 import os
+import sys
 from typing import Callable, Dict, List, Optional, Type
 
 import apache_beam as beam
@@ -112,6 +113,19 @@ def check_cloud_options(plan: JobPlan, options: PipelineOptions):
   if needs_temp and not (gcp.temp_location or '').startswith('gs://'):
     raise ConfigError('BigQuery %s in batch needs --temp_location gs://BUCKET/tmp' % (
         'input' if job_options.input_table else 'output'))
+
+
+def main(job: str, run: Callable[[Optional[List[str]]], object],
+         argv: Optional[List[str]] = None) -> int:
+  """The command line around a job's run(): a bad flag or rule is one line on stderr and
+  exit status 2, not a traceback."""
+  logging.getLogger().setLevel(logging.WARNING)
+  try:
+    run(argv)
+  except ConfigError as e:  # found before anything ran
+    print('%s: error: %s' % (job, e), file=sys.stderr)
+    return 2
+  return 0
 
 
 def run_job(job: str, options_cls: Type[PipelineOptions],

@@ -7,13 +7,14 @@ table, per-window metrics with latency percentiles, log-based metric counts and 
         [--alert_topic projects/P/topics/T]
 """
 import argparse
+import sys
 import time
 from typing import Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.launch import JobPlan, build_job, run_job
+from pipelines.launch import JobPlan, build_job, main, run_job
 from pipelines.options import ConfigError, JobOptions, positive
 from transforms import log_tables
 from transforms.dedupe import DropDuplicates
@@ -125,4 +126,4 @@ def run(argv=None, save_main_session=True) -> Optional[beam.runners.runner.Pipel
 
 
 if __name__ == '__main__':
-  run()
+  sys.exit(main(JOB, run))

@@ -198,3 +198,15 @@ def test_every_jobs_options_coexist_in_one_process():
     importlib.import_module('pipelines.' + job)
   options = PipelineOptions(['--dedupe_ttl', '60']).get_all_options()
   assert options['dedupe_ttl'] == 60
+
+
+@pytest.mark.parametrize('job, argv, message', [
+    ('iot_telemetry', ['--rule', 'bad'], "iot_telemetry: error: rule 'bad' is not NAME"),
+    ('log_analytics', ['--metric', 'bad'], "log_analytics: error: expected NAME=FILTER"),
+])
+def test_python_m_a_job_reports_a_config_error_in_one_line(job, argv, message):
+  done = subprocess.run([sys.executable, '-m', 'pipelines.' + job] + argv,
+                        capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert done.returncode == 2
+  assert done.stderr.strip().startswith(message)
+  assert 'Traceback' not in done.stderr
