@@ -26,6 +26,8 @@ run: $(STAMP)
 	$(PY) -m pipelines game_analytics --output $(OUTPUT)/game_analytics
 	$(PY) -m pipelines log_analytics --output $(OUTPUT)/log_analytics \
 	    --metric 'server_errors=httpRequest.status>=500' --alert 'server_errors>20'
+	$(PY) -m pipelines iot_telemetry --output $(OUTPUT)/iot_telemetry \
+	    --rule 'hot: temperature > 30 for 2 windows -> {"fan": "high"}'
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
@@ -33,6 +35,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/game_analytics.py
 	$(PY) bench/log_analytics.py
+	$(PY) bench/iot_telemetry.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipelines transforms schemas tests bench
