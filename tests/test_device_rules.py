@@ -1,7 +1,5 @@
 """Rule parsing and the fire/clear state machine, without Beam."""
 import pytest
-from apache_beam.transforms import window
-from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming
 
 from transforms import device_rules
@@ -116,15 +114,16 @@ def test_alert_rows_and_command_attributes():
 def test_early_panes_are_not_judged_and_other_metrics_not_routed():
   rules = [parse_rule('hot: temperature > 30 -> fan'), parse_rule('dry: humidity < 20 -> w')]
   fn = device_rules._RuleInputs(rules)
-  win = window.IntervalWindow(Timestamp(60), Timestamp(360))
-  row = {'registry_id': None, 'device_id': 'd', 'metric': 'temperature', 'mean': 31.0}
+  row = {'registry_id': None, 'device_id': 'd', 'metric': 'temperature', 'mean': 31.0,
+         'window_start': '1970-01-01T00:01:00.000000Z',
+         'window_end': '1970-01-01T00:06:00.000000Z'}
   early = PaneInfo(True, False, PaneInfoTiming.EARLY, 0, -1)
   on_time = PaneInfo(True, False, PaneInfoTiming.ON_TIME, 1, 0)
-  assert list(fn.process(row, win, early)) == []
-  [(key, judged)] = list(fn.process(row, win, on_time))
+  assert list(fn.process(row, early)) == []
+  [(key, judged)] = list(fn.process(row, on_time))
   assert key == '[null, "d", "hot"]'
   assert (judged.start, judged.end, judged.mean) == (60_000_000, 360_000_000, 31.0)
-  assert list(fn.process(dict(row, metric='pressure'), win, on_time)) == []
+  assert list(fn.process(dict(row, metric='pressure'), on_time)) == []
 
 
 def test_a_threshold_must_be_finite():

@@ -21,6 +21,8 @@ from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 from apache_beam.utils.windowed_value import PaneInfoTiming
+
+from transforms import timestamps
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (BagStateSpec, ReadModifyWriteStateSpec,
                                               TimerSpec, on_timer)
@@ -161,14 +163,18 @@ class _RuleInputs(beam.DoFn):
   def __init__(self, rules: List[Rule]):
     self._rules = rules
 
-  def process(self, row, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+  def process(self, row, pane=beam.DoFn.PaneInfoParam):
     if pane is not None and pane.timing == PaneInfoTiming.EARLY:
       return
+    start = end = None
     for rule in self._rules:
       if rule.metric == row['metric']:
+        if start is None:
+          start = timestamps.parse_rfc3339_micros(row['window_start'])
+          end = timestamps.parse_rfc3339_micros(row['window_end'])
         # A str key: state and grouping need a deterministic key encoding.
         key = json.dumps([row['registry_id'], row['device_id'], rule.name])
-        yield key, _Window(win.start.micros, win.end.micros, row['mean'], row)
+        yield key, _Window(start, end, row['mean'], row)
 
 
 class _JudgeGrouped(beam.DoFn):

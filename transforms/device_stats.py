@@ -8,6 +8,7 @@ import math
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
+from apache_beam.transforms import window
 
 from transforms import timestamps
 from transforms.telemetry import Point
@@ -112,4 +113,4 @@ class DeviceStats(beam.PTransform):
         | 'MetricValues' >> beam.FlatMap(metric_values)
         | 'PerWindow' >> AggregatePerWindow(
             self._windowing, DeviceStatsFn(), stats_rows,
-            window_into=self._windowing.sliding(self._period_s)))
+            window.SlidingWindows(self._windowing.window_s, self._period_s)))

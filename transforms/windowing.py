@@ -32,14 +32,8 @@ class Windowing:
              if self.early_firing_s else None)
     return trigger.AfterWatermark(early=early, late=trigger.AfterCount(1))
 
-  def fixed(self) -> beam.PTransform:
-    return self._window_into(window.FixedWindows(self.window_s))
-
-  def sliding(self, period_s: float) -> beam.PTransform:
-    """Windows of `window_s` starting every `period_s`: each element is in several."""
-    return self._window_into(window.SlidingWindows(self.window_s, period_s))
-
-  def _window_into(self, windowfn) -> beam.PTransform:
+  def window_into(self, windowfn: window.WindowFn) -> beam.PTransform:
+    """WindowInto `windowfn` with this windowing's trigger and lateness when streaming."""
     if not self.streaming:
       if self.batch_windows:
         return beam.WindowInto(windowfn)
@@ -93,23 +87,62 @@ class AddWindowColumns(beam.DoFn):
     yield out
 
 
+class _KeyByWindow(beam.DoFn):
+  """(key, value) -> ((key, window start, window end), value) for each window `windowfn`
+  assigns the element to (several for sliding windows)."""
+
+  def __init__(self, windowfn: window.WindowFn):
+    self._windowfn = windowfn
+
+  def process(self, kv, timestamp=beam.DoFn.TimestampParam):
+    for win in self._windowfn.assign(window.WindowFn.AssignContext(timestamp)):
+      yield (kv[0], win.start.micros, win.end.micros), kv[1]
+
+
+class _WindowedRows(beam.DoFn):
+
+  def __init__(self, to_rows):
+    self._to_rows = to_rows
+
+  def process(self, keyed_result):
+    (key, start, end), result = keyed_result
+    columns = {'window_start': timestamps.micros_to_rfc3339(start),
+               'window_end': timestamps.micros_to_rfc3339(end),
+               'pane_index': None, 'pane_timing': None}
+    for row in self._to_rows(key, result):
+      row.update(columns)
+      yield row
+
+
 class AggregatePerWindow(beam.PTransform):
-  """(key, value) -> rows: combine per key in `windowing.fixed()` windows (or the
-  `window_into` given), turn each (key, result) into rows with `to_rows`, and add the
-  window and pane columns."""
+  """(key, value) -> rows: combine per key and window (`windowfn`, default fixed windows of
+  `windowing.window_s`), turn each (key, result) into rows with `to_rows`, and add the
+  window and pane columns.
+
+  Bounded input with `batch_windows` puts the window in the key instead of windowing the
+  collection: the same rows (no triggers, one pane), but a plain global-window combine,
+  which the DirectRunner runs about twice as fast as its per-window trigger machinery.
+  """
 
   def __init__(self, windowing: Windowing, combine_fn, to_rows,
-               window_into: Optional[beam.PTransform] = None):
+               windowfn: Optional[window.WindowFn] = None):
     super().__init__()
     self._windowing = windowing
     self._combine_fn = combine_fn
     self._to_rows = to_rows
-    self._window_into = window_into
+    self._windowfn = windowfn
 
   def expand(self, keyed):
+    windowfn = self._windowfn or window.FixedWindows(self._windowing.window_s)
+    if keyed.is_bounded and self._windowing.batch_windows and not self._windowing.streaming:
+      return (
+          keyed
+          | 'KeyByWindow' >> beam.ParDo(_KeyByWindow(windowfn))
+          | 'Combine' >> beam.CombinePerKey(self._combine_fn)
+          | 'ToRows' >> beam.ParDo(_WindowedRows(self._to_rows)).with_output_types(Any))
     return (
         keyed
-        | 'Window' >> (self._window_into or self._windowing.fixed())
+        | 'Window' >> self._windowing.window_into(windowfn)
         | 'Combine' >> beam.CombinePerKey(self._combine_fn)
         | 'ToRows' >> beam.FlatMapTuple(self._to_rows)
         | 'AddWindow' >> beam.ParDo(AddWindowColumns(self._windowing.streaming)))
