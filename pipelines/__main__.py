@@ -9,6 +9,7 @@ JOBS = {
     'game_analytics': 'Firebase game events -> sessions, heatmaps, score by age, funnel',
     'log_analytics': 'Cloud Logging exports -> log table, per-window metrics, alerts',
     'iot_telemetry': 'device telemetry -> readings, sliding-window stats, Bigtable rows, rule commands',
+    'tweet_sentiment': 'tweets -> sentiment per tweet, per-window sentiment and top terms per keyword',
 }
 
 
