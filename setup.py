@@ -6,12 +6,16 @@ Makefile install this package, so workers and the launcher always run the same S
 import setuptools
 
 BEAM_REQUIREMENT = 'apache-beam[gcp]==2.77.0'
+# Light, pure-Python, and what the bundled runs use offline: installed with every job.
+REQUIREMENTS = [
+    BEAM_REQUIREMENT,
+    'vaderSentiment==3.3.2',  # tweet_sentiment's offline model (lexicon inside the package)
+]
 
 EXTRAS = {
     # Heavy stacks are opt-in so a job that does not need them never imports them.
     'tf': ['tensorflow==2.21.0', 'tensorflow-hub==0.16.1', 'setuptools<81'],
     'vision': ['opencv-python-headless<5', 'Pillow>=10'],
-    'sentiment': ['vaderSentiment==3.3.2'],
     'dev': ['pytest>=8', 'duckdb>=1.1', 'ruff>=0.6'],
 }
 
@@ -25,6 +29,6 @@ setuptools.setup(
         'schemas': ['*.json', '*/*.json'],
         'pipelines': ['samples/*/*'],
     },
-    install_requires=[BEAM_REQUIREMENT],
+    install_requires=REQUIREMENTS,
     extras_require=EXTRAS,
 )

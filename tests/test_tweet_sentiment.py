@@ -1,0 +1,242 @@
+"""tweet_sentiment: exact tables on hand-made tweets in both shapes, retweets, notices,
+duplicates and bad records; per-window aggregates (TestStream for late tweets); options."""
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipelines import launch, tweet_sentiment
+from pipelines.options import ConfigError
+from pipelines.tweet_sentiment import JOB, TweetSentiment
+from tests.tables import assert_tables_conform
+from transforms import sentiment, tweets
+from transforms.records import Record
+from transforms.windowing import Windowing
+
+T0 = 1795701600  # 2026-11-26T14:00:00Z
+
+
+class FixedScores:
+  """A backend with known answers: score by text, magnitude = |score| * 2, terms local;
+  texts containing 'xx-lang' are refused like an unsupported language."""
+
+  def __init__(self, scores):
+    self._scores = dict(scores)
+
+  def setup(self):
+    pass
+
+  def analyze(self, items):
+    out = []
+    for text, lang in items:
+      if lang == 'xx':
+        out.append(sentiment.UnsupportedLanguage('language %r is not supported' % lang))
+        continue
+      score = self._scores[text]
+      out.append(sentiment.Analysis(score, abs(score) * 2, tuple(tweets.terms(text))))
+    return out
+
+
+def v1(tweet_id, second, text, user='ann', lang='en', hashtags=(), minute=0, **extra):
+  status = {
+      'created_at': 'Wed Nov 26 14:%02d:%02d +0000 2026' % (minute, second),
+      'id': int(tweet_id), 'id_str': tweet_id, 'text': text, 'lang': lang,
+      'user': {'id': 100 + len(user), 'id_str': str(100 + len(user)), 'screen_name': user},
+      'entities': {'hashtags': [{'text': h, 'indices': [0, 1]} for h in hashtags]},
+      'timestamp_ms': str((T0 + minute * 60 + second) * 1000 + 250),
+  }
+  status.update(extra)
+  return status
+
+
+def v2(tweet_id, second, text, user='bob', lang='en', hashtags=(), minute=0, rule_id=1,
+       referenced=None, included=()):
+  data = {'id': tweet_id, 'text': text, 'lang': lang, 'author_id': '200',
+          'created_at': '2026-11-26T14:%02d:%02d.500Z' % (minute, second),
+          'entities': {'hashtags': [{'start': 0, 'end': 1, 'tag': h} for h in hashtags]}}
+  if referenced:
+    data['referenced_tweets'] = [{'type': 'retweeted', 'id': referenced}]
+  return {'data': data, 'includes': {'users': [{'id': '200', 'username': user, 'name': 'B'}],
+                                     'tweets': list(included)},
+          'matching_rules': [{'id': rule_id, 'tag': None}]}
+
+
+LOVE = 'I love the Nova X camera. #NovaX'
+FIRE = 'My Nova X battery caught fire! Recall it now'
+MEH = 'Nova X ships today https://t.co/abc @orbitel'
+OTHER = 'Lunch was fine'
+LONG = ('Long review of the Nova X: the screen is great and the battery lasts all day, '
+        'but the price is steep and the charger is missing from the box, '
+        'so overall I am happy with it.')
+SCORES = {LOVE: 0.75, FIRE: -0.5, MEH: 0.0, OTHER: 0.25, LONG: 0.25}
+
+RECORDS = [
+    v1('11', 5, LOVE, hashtags=['NovaX']),
+    v2('12', 20, FIRE, rule_id=2**70 + 1),
+    v1('13', 30, 'RT @ann: I love the Nova X camera. #NovaX', user='cy',
+       retweeted_status=v1('11', 5, LOVE, hashtags=['NovaX'])),     # folded into 11
+    v2('14', 40, 'RT @bob: My Nova X...', user='dee', referenced='12',
+       included=[v2('12', 20, FIRE)['data']]),                      # folded into 12
+    v1('15', 10, MEH.replace('Nova X', 'Nova X'), minute=1),
+    v1('16', 20, LONG[:100] + '… https://t.co/x', minute=1, truncated=True,
+       extended_tweet={'full_text': LONG, 'entities': {'hashtags': []}}),
+    v1('17', 30, OTHER, minute=1),                                  # matches no keyword
+    v1('11', 5, LOVE, hashtags=['NovaX']),                          # delivered twice
+    {'limit': {'track': 12, 'timestamp_ms': str(T0 * 1000)}},
+    {'errors': [{'title': 'operational-disconnect',
+                 'disconnect_type': 'OperationalDisconnect'}]},
+    v1('18', 40, 'Nova X test', lang='xx', minute=1),              # unsupported language
+    {'id_str': 'nineteen', 'text': 'no id', 'created_at': 'x'},     # not a tweet
+]
+CUT = '{"created_at": "Wed Nov 26 14:00:50 +0000 2026", "id_str": "20", "text": "cut'
+TRACK = 'nova x,#novax,recall,battery'
+
+
+def records():
+  lines = [json.dumps(r) for r in RECORDS] + [CUT]
+  return [Record(text, 'stream.json', line=i + 1) for i, text in enumerate(lines)]
+
+
+def window(minute):
+  return tuple('2026-11-26T14:%02d:00.000000Z' % m for m in (minute, minute + 1))
+
+
+def by_window(minute, keyword, tweets, avg_score, positive, negative, neutral):
+  start, end = window(minute)
+  return {'keyword': keyword, 'tweets': tweets, 'avg_score': avg_score,
+          'avg_magnitude': abs(avg_score) * 2 if tweets == 1 else None,
+          'positive': positive, 'negative': negative, 'neutral': neutral,
+          'window_start': start, 'window_end': end, 'pane_index': None, 'pane_timing': None}
+
+
+def _without_magnitude(row):
+  return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()
+          if k != 'avg_magnitude'}
+
+
+EXPECTED_BY_WINDOW = [_without_magnitude(r) for r in [
+    by_window(0, 'nova x', 2, 0.125, 1, 1, 0),
+    by_window(0, '#novax', 1, 0.75, 1, 0, 0),
+    by_window(0, 'recall', 1, -0.5, 0, 1, 0),
+    by_window(0, 'battery', 1, -0.5, 0, 1, 0),
+    by_window(1, 'nova x', 2, 0.125, 1, 0, 1),
+    by_window(1, 'battery', 1, 0.25, 1, 0, 0),
+]]
+
+
+@pytest.fixture(scope='module')
+def batch_result():
+  pipeline = TestPipeline()
+  tables = pipeline | beam.Create(records()) | TweetSentiment(
+      FixedScores(SCORES), Windowing(window_s=60, batch_windows=True), track=TRACK,
+      top_terms=3, clock=lambda: T0 + 3600.0)
+  assert_that(tables['tweets'] | beam.Map(lambda r: (
+      r['tweet_id'], r['created_at'], r['user_name'], r['keywords'], r['is_retweet'],
+      r['sentiment_label'], r['text'] == LONG)), equal_to([
+          ('11', '2026-11-26T14:00:05.250000Z', 'ann', ['nova x', '#novax'], False,
+           'positive', False),
+          ('12', '2026-11-26T14:00:20.500000Z', 'bob', ['nova x', 'recall', 'battery'],
+           False, 'negative', False),
+          ('15', '2026-11-26T14:01:10.250000Z', 'ann', ['nova x'], False, 'neutral', False),
+          ('16', '2026-11-26T14:01:20.250000Z', 'ann', ['nova x', 'battery'], False,
+           'positive', True)]), label='tweets')
+  assert_that(tables['sentiment_by_window'] | beam.Map(_without_magnitude),
+              equal_to(EXPECTED_BY_WINDOW), label='by_window')
+  assert_that(tables['sentiment_by_window'] | beam.Filter(lambda r: r['keyword'] == 'nova x')
+              | beam.Map(lambda r: (r['window_start'], r['avg_magnitude'])),
+              equal_to([(window(0)[0], 1.25), (window(1)[0], 0.25)]), label='magnitude')
+  assert_that(tables['top_terms'] | beam.Filter(lambda r: r['keyword'] == 'nova x')
+              | beam.Map(lambda r: (r['window_start'], r['rank'], r['term'], r['count'])),
+              equal_to([
+                  (window(0)[0], 1, '#novax', 1), (window(0)[0], 2, 'battery', 1),
+                  (window(0)[0], 3, 'camera', 1),
+                  (window(1)[0], 1, 'battery', 1), (window(1)[0], 2, 'box', 1),
+                  (window(1)[0], 3, 'charger', 1)]), label='top_terms')
+  assert_that(tables['errors'] | beam.Map(lambda r: (r['stage'], r['source'])), equal_to([
+      ('sentiment', 'stream.json:11'), ('decode_tweet', 'stream.json:12'),
+      ('parse_json', 'stream.json:13')]), label='errors')
+  assert_tables_conform(tables, JOB)
+  result = pipeline.run()
+  result.wait_until_finish()
+  return result
+
+
+def test_tables_are_exact(batch_result):
+  assert batch_result.state == 'DONE'
+
+
+def test_every_record_is_accounted_for(batch_result):
+  c = launch.counters(batch_result, JOB)
+  # 13 records: 4 tweets; 1 redelivery + 2 retweets folded into their originals;
+  # 2 notices + 1 tweet matching no keyword; 3 errors (language, not a tweet, cut)
+  assert (c['duplicates'], c['filtered'], c['filtered_notices'], c['errors']) == (3, 3, 2, 3)
+  assert len(records()) == 4 + c['duplicates'] + c['filtered'] + c['errors']
+
+
+def test_streaming_late_tweets_update_their_window_until_allowed_lateness():
+  subscription = 'projects/p/subscriptions/tweets'
+
+  def tweet(tweet_id, second, text, arrival):
+    return beam.window.TimestampedValue(
+        Record(json.dumps(v1(tweet_id, second % 60, text, minute=second // 60)).encode(),
+               subscription, message_id='m' + tweet_id, publish_time=arrival * 1_000_000),
+        arrival)
+
+  stream = (TestStream()
+            .advance_watermark_to(T0)
+            .add_elements([tweet('1', 5, LOVE, T0 + 6), tweet('2', 20, FIRE, T0 + 21),
+                           tweet('1', 5, LOVE, T0 + 22)])                # redelivered
+            .advance_watermark_to(T0 + 61)                               # minute 0 on time
+            .add_elements([tweet('3', 30, MEH, T0 + 62)])                # late, allowed
+            .advance_watermark_to(T0 + 100)
+            .advance_watermark_to(T0 + 200)                              # beyond lateness
+            .add_elements([tweet('4', 40, LOVE + ' again', T0 + 201)])
+            .advance_watermark_to_infinity())
+  scores = dict(SCORES, **{LOVE + ' again': 0.5})
+  windowing = Windowing(streaming=True, window_s=60, early_firing_s=None,
+                        allowed_lateness_s=60, batch_windows=True)
+  with TestPipeline(options=StandardOptions(streaming=True)) as pipeline:
+    tables = pipeline | stream | TweetSentiment(
+        FixedScores(scores), windowing, track='nova x')
+    assert_that(tables['sentiment_by_window'] | beam.Map(lambda r: (
+        r['window_start'], r['tweets'], round(r['avg_score'], 6), r['pane_timing'])),
+        equal_to([(window(0)[0], 2, 0.125, 'ON_TIME'),
+                  (window(0)[0], 3, round(0.25 / 3, 6), 'LATE')]), label='by_window')
+    # The tweet too late for its window is still a row; the redelivery is not.
+    assert_that(tables['tweets'] | beam.Map(lambda r: r['tweet_id']),
+                equal_to(['1', '2', '3', '4']), label='tweets')
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--positive_threshold', '-0.5'], 'must be above --negative_threshold'),
+    (['--entities', 'api'], '--entities api needs --sentiment_backend api'),
+])
+def test_bad_options_stop_at_start_up(argv, message):
+  with pytest.raises(ConfigError, match=message):
+    tweet_sentiment.build(argv, save_main_session=False)
+
+
+def test_a_threshold_outside_minus_one_to_one_is_a_usage_error(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    tweet_sentiment.build(['--positive_threshold', '1.5'], save_main_session=False)
+  assert exit_info.value.code == 2
+  assert 'must be within [-1, 1]' in capsys.readouterr().err
+
+
+def test_entities_off_writes_no_top_terms():
+  from apache_beam.pipeline import PipelineVisitor
+  plan = tweet_sentiment.build(['--entities', 'off'], save_main_session=False)
+  written = []
+
+  class Visitor(PipelineVisitor):
+
+    def enter_composite_transform(self, node):
+      if node.full_label.startswith('Write/Write_') and node.full_label.count('/') == 1:
+        written.append(node.full_label.split('_', 1)[1])
+
+  plan.pipeline.visit(Visitor())
+  assert sorted(written) == ['errors', 'sentiment_by_window', 'tweets']
