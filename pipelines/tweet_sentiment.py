@@ -7,6 +7,7 @@ volume and top terms.
         [--sentiment_backend local|api] [--api_qps 10] [--entities local|api|off]
 """
 import argparse
+import os
 import sys
 import time
 from typing import Optional
@@ -70,7 +71,8 @@ class TweetSentimentOptions(PipelineOptions):
         help='Concurrent Natural Language requests per worker process (default 8).')
     group.add_argument(
         '--api_key', default=None,
-        help='An API key for Natural Language instead of Application Default Credentials.')
+        help='An API key for Natural Language instead of Application Default Credentials '
+        '(or set LANGUAGE_API_KEY, which keeps it out of shell history and process lists).')
     group.add_argument(
         '--language_endpoint', default=None,
         help='Natural Language endpoint, e.g. http://127.0.0.1:8080 for a local server '
@@ -106,7 +108,8 @@ def backend_from_options(opts: TweetSentimentOptions):
       raise ConfigError('--entities api needs --sentiment_backend api')
     return sentiment.LocalSentiment(opts.entities)
   return sentiment.ApiSentiment(
-      opts.entities, endpoint=opts.language_endpoint, api_key=opts.api_key,
+      opts.entities, endpoint=opts.language_endpoint,
+      api_key=opts.api_key or os.environ.get('LANGUAGE_API_KEY'),
       qps=opts.api_qps, max_concurrency=int(opts.api_concurrency),
       max_attempts=int(opts.api_max_attempts))
 
