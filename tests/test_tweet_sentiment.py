@@ -30,6 +30,12 @@ class FixedScores:
   def setup(self):
     pass
 
+  def close(self):
+    pass
+
+  def stats(self):
+    return {}
+
   def analyze(self, items):
     out = []
     for text, lang in items:
@@ -240,3 +246,39 @@ def test_entities_off_writes_no_top_terms():
 
   plan.pipeline.visit(Visitor())
   assert sorted(written) == ['errors', 'sentiment_by_window', 'tweets']
+
+
+def test_api_backend_against_a_local_server_loses_nothing():
+  """The real client code (REST, retries, rate limit, concurrency) against a local server
+  speaking the Natural Language REST API, with injected 429s, 503s and a refused language."""
+  from tests.fake_language_api import FakeLanguageApi, score_document
+  texts = {str(i): 'Nova X review %d: I love the camera. The battery is terrible.' % i
+           for i in range(30)}
+  texts['5'] = 'Nova X is great'           # 429 twice, then answered
+  texts['6'] = 'Nova X is on fire'          # 503 on every attempt: retries exhausted
+  lines = [json.dumps(v1(i, int(i), text)) for i, text in texts.items()]
+  lines.append(json.dumps(v1('77', 50, 'Nova X ist toll', lang='xx')))  # 400
+  with FakeLanguageApi(latency_s=0.01) as fake:
+    fake.fail(429, times=2, match='is great')
+    fake.fail(503, times=None, match='on fire')
+    backend = sentiment.ApiSentiment(
+        'local', endpoint=fake.endpoint, qps=200, max_concurrency=8, max_attempts=3,
+        initial_backoff_s=0.01, max_backoff_s=0.05)
+    pipeline = TestPipeline()
+    tables = pipeline | beam.Create(
+        [Record(line, 'tweets.json', line=n + 1) for n, line in enumerate(lines)]
+    ) | TweetSentiment(backend, track='nova x', batch_size=10)
+    expected = [(i, score_document(text)[0]) for i, text in texts.items() if i != '6']
+    assert_that(tables['tweets'] | beam.Map(lambda r: (r['tweet_id'], r['sentiment_score'])),
+                equal_to(expected), label='tweets')
+    assert_that(tables['errors'] | beam.Map(lambda r: (r['stage'], r['source'],
+                                                       r['error'].split(':')[0])),
+                equal_to([('sentiment', 'tweets.json:7', 'RetriesExhausted'),
+                          ('sentiment', 'tweets.json:31', 'PermanentError')]), label='errors')
+    result = pipeline.run()
+    result.wait_until_finish()
+    statuses = fake.statuses()
+  c = launch.counters(result, JOB)
+  assert c['tweets_scored'] == 29 and c['errors'] == 2
+  assert statuses.count(429) == 2 and statuses.count(503) == 3 and statuses.count(400) == 1
+  assert c['api_retries'] == 2 + 2

@@ -47,6 +47,12 @@ class LocalSentiment:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
     self._analyzer = SentimentIntensityAnalyzer()
 
+  def close(self):
+    pass
+
+  def stats(self):
+    return {}
+
   def analyze(self, items: Sequence[Tuple[str, Optional[str]]]
               ) -> List[Union[Analysis, Exception]]:
     return [self._one(text, lang) for text, lang in items]
@@ -80,9 +86,13 @@ class ApiSentiment:
     self._api = LanguageApi(**self._options)
     self._api.connect()
 
-  @property
+  def close(self):
+    if self._api is not None:
+      self._api.close()
+
   def stats(self):
-    return self._api.stats if self._api else None
+    """Cumulative calls, attempts, retries, failures of this process's client."""
+    return self._api.stats.snapshot() if self._api else {}
 
   def analyze(self, items: Sequence[Tuple[str, Optional[str]]]
               ) -> List[Union[Analysis, Exception]]:

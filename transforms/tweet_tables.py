@@ -78,9 +78,14 @@ class ScoreBatches(beam.DoFn):
 
   def setup(self):
     self._backend.setup()
+    self._reported = {}
+
+  def teardown(self):
+    self._backend.close()
 
   def process(self, batch):
     results = self._backend.analyze([(tweet.text, tweet.lang) for _, tweet, _ in batch])
+    self._report_api_stats()
     for (record, tweet, keywords), result in zip(batch, results, strict=True):
       if isinstance(result, Exception):
         self._errors.inc()
@@ -92,6 +97,15 @@ class ScoreBatches(beam.DoFn):
       self._scored.inc()
       row = tweet_row(tweet, keywords, result, self._positive_at, self._negative_at)
       yield beam.window.TimestampedValue((row, result.terms), Timestamp(micros=tweet.micros))
+
+
+  def _report_api_stats(self):
+    """The backend's own counts (API attempts, retries...) as `api_<name>` counters."""
+    for name, total in self._backend.stats().items():
+      delta = total - self._reported.get(name, 0)
+      if delta:
+        Metrics.counter(self._job, 'api_' + name).inc(delta)
+        self._reported[name] = total
 
 
 def tweet_row(tweet: tweets.Tweet, keywords: List[str], result: sentiment.Analysis,
