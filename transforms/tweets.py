@@ -163,7 +163,7 @@ def _v2_tweet(data: Dict[str, Any], users: Dict[Any, Dict[str, Any]]) -> Tweet:
   return Tweet(
       tweet_id=tweet_id, micros=micros, user_id=author,
       user_name=_optional_str(user.get('username')), lang=_optional_str(data.get('lang')),
-      text=text, hashtags=tuple(
+      text=html.unescape(text), hashtags=tuple(
           t['tag'] for t in tags or () if isinstance(t, dict) and isinstance(t.get('tag'), str)))
 
 
@@ -184,7 +184,7 @@ def fold_retweet(tweet: Tweet) -> Tweet:
 def _id(id_str: Any, number: Any) -> str:
   """Tweet ids are 64-bit: id_str is authoritative (a double mangles `id`)."""
   for value in (id_str, number):
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
       return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
       return str(value)
@@ -218,10 +218,10 @@ def parse_track(spec: Optional[str]) -> List[Keyword]:
   keywords = []
   for raw in (spec or '').split(','):
     text = ' '.join(raw.split()).lower()
-    if not text:
+    if not text or text in [k.text for k in keywords]:
       continue
     words = r'\s+'.join(re.escape(word) for word in text.split(' '))
-    pattern = re.compile(r'(?<![\w#@])%s(?!\w)' % words if not text.startswith('#')
+    pattern = re.compile(r'(?<![\w@])%s(?!\w)' % words if not text.startswith('#')
                          else r'(?<!\w)%s(?!\w)' % words, re.IGNORECASE)
     hashtag = text[1:] if text.startswith('#') else (text if ' ' not in text else None)
     keywords.append(Keyword(text, pattern, hashtag))
@@ -263,7 +263,7 @@ def terms(text: str, exclude: Iterable[str] = ()) -> List[str]:
   tracked keyword's own words, which every matching tweet holds."""
   skip = set(exclude)
   out = []
-  for token in _TOKEN.findall(_URL.sub(' ', re.sub(r'@\w+', ' ', text))):
+  for token in _TOKEN.findall(re.sub(r'@\w+', ' ', _URL.sub(' ', text))):
     token = token.lower().replace('’', "'").strip("'-")
     if len(token) < 2 or token in STOP_WORDS or token in skip:
       continue
@@ -272,8 +272,8 @@ def terms(text: str, exclude: Iterable[str] = ()) -> List[str]:
 
 
 def keyword_words(keyword: str) -> List[str]:
-  """A keyword's own tokens, excluded from its top terms ('#novax' -> ['#novax', 'novax'])."""
+  """A keyword's own tokens, with and without '#', excluded from its top terms."""
   if keyword == ALL:
     return []
   words = keyword.split()
-  return words + [w.lstrip('#') for w in words if w.startswith('#')]
+  return words + [w.lstrip('#') if w.startswith('#') else '#' + w for w in words]
