@@ -22,6 +22,10 @@ GENERATORS = {
     "iot_telemetry": ("pipelines.samples.iot_telemetry", "devices",
                       "IoT Core telemetry via Pub/Sub: saved messages, push envelopes, JSON and line protocol "
                       "payloads, redeliveries, retries, late flushes, bad lines, a heat spike"),
+    "tweet_sentiment": ("pipelines.samples.tweet_sentiment", "tweets",
+                        "Tweets about a phone launch and its recall: Twitter API v1.1 statuses, v2 filtered-stream "
+                        "records and a saved search; retweets, notes, notices, keep-alives, duplicates, cut and "
+                        "malformed records"),
 }
 
 
