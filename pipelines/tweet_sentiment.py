@@ -48,8 +48,9 @@ class TweetSentimentOptions(PipelineOptions):
         "it every tweet is kept, under the keyword *.")
     group.add_argument(
         '--languages', default=None,
-        help="Comma-separated tweet languages to keep (e.g. 'en,und'); others are "
-        "filtered. Default: all.")
+        help="Comma-separated tweet languages to keep (e.g. 'en,es'); others are "
+        "filtered. Default: what the backend reads: every language for api; English and "
+        "Twitter's undetermined codes (und, qme, qht, ...) for local. 'all' keeps all.")
     group.add_argument(
         '--include_retweets', action='store_true', default=False,
         help='Keep each retweet as its own row (scored on the original text). Default: '
@@ -114,9 +115,14 @@ def backend_from_options(opts: TweetSentimentOptions):
       max_attempts=int(opts.api_max_attempts))
 
 
-def _count_unparsed(error_row, counter):
-  counter.inc()
-  return error_row
+def languages(opts: TweetSentimentOptions):
+  """--languages, or by default the languages the backend can score (none = all)."""
+  if opts.languages:
+    chosen = _csv(opts.languages)
+    return [] if chosen == ['all'] else chosen
+  if opts.sentiment_backend == 'local':
+    return sorted(sentiment.LOCAL_LANGUAGES | sentiment.UNDETERMINED)
+  return []
 
 
 class TweetSentiment(beam.PTransform):
@@ -170,7 +176,7 @@ def _build(records, options: PipelineOptions, streaming: bool):
       backend,
       Windowing.from_options(job_options, streaming, batch_windows=True,
                              default_window_s=DEFAULT_WINDOW_S),
-      opts.track, _csv(opts.languages), opts.include_retweets, int(opts.top_terms),
+      opts.track, languages(opts), opts.include_retweets, int(opts.top_terms),
       int(opts.batch_size), opts.positive_threshold, opts.negative_threshold,
       job_options.dedupe_ttl)
   if opts.entities == 'off':

@@ -282,3 +282,58 @@ def test_api_backend_against_a_local_server_loses_nothing():
   assert c['tweets_scored'] == 29 and c['errors'] == 2
   assert statuses.count(429) == 2 and statuses.count(503) == 3 and statuses.count(400) == 1
   assert c['api_retries'] == 2 + 2
+
+
+class IntendedScores(FixedScores):
+  """Scores each tweet as the generator meant it (+0.5, -0.5 or 0), in every language."""
+
+  def __init__(self, intended_by_text):
+    super().__init__({text: {'positive': 0.5, 'negative': -0.5, 'neutral': 0.0}[label]
+                      for text, label in intended_by_text.items()})
+
+
+@pytest.fixture(scope='module')
+def truth():
+  from pipelines.samples import tweet_sentiment as sample
+  return sample.ground_truth(sample.SAMPLE_TWEETS, sample.SAMPLE_SEED)
+
+
+def test_bundled_sample_windows_match_the_generators_ground_truth(truth):
+  from pipelines.launch import sample_input
+  from transforms.sources import ReadRecords
+  intended = {t['full_text']: t['intended'] for t in truth['original_list']}
+  matched = sorted(set().union(*map(set, truth['keyword_originals'].values())))
+  expected_windows = sorted(
+      (window.replace('Z', '.000000Z'), keyword, count)
+      for window, counts in truth['windows'].items() for keyword, count in counts.items())
+  pipeline = TestPipeline()
+  tables = (pipeline | ReadRecords(sample_input(JOB), job=JOB)
+            | TweetSentiment(IntendedScores(intended), track=','.join(truth['track'])))
+  assert_that(tables['tweets'] | beam.Map(lambda r: r['tweet_id']), equal_to(matched),
+              label='tweets')
+  assert_that(tables['sentiment_by_window'] | beam.Map(
+      lambda r: (r['window_start'], r['keyword'], r['tweets'])),
+      equal_to(expected_windows), label='windows')
+  result = pipeline.run()
+  result.wait_until_finish()
+  c = launch.counters(result, JOB)
+  assert c['records_read'] == truth['records']
+  assert c['errors'] == truth['errors']
+  assert c['filtered_notices'] == truth['filtered']
+  assert c['records_read'] == len(matched) + c['duplicates'] + c['filtered'] + c['errors']
+
+
+def test_bundled_sample_runs_offline_with_the_local_model(tmp_path, truth):
+  from tests.tables import assert_written_tables_conform, read_table
+  tweet_sentiment.run(['--output', str(tmp_path), '--track', ','.join(truth['track'])],
+                      save_main_session=False)
+  c = json.loads((tmp_path / '_metrics.json').read_text())['counters']
+  assert c['records_read'] == truth['records']
+  assert c['errors'] == truth['errors']      # only the broken records: nothing else fails
+  assert c['records_read'] == c['rows_tweets'] + c['duplicates'] + c['filtered'] + c['errors']
+  assert_written_tables_conform(tmp_path, JOB)
+  intended = {t['id']: t['intended'] for t in truth['original_list']}
+  rows = read_table(tmp_path, 'tweets')
+  assert {r['lang'] for r in rows} <= {'en', 'und'}
+  agree = sum(r['sentiment_label'] == intended[r['tweet_id']] for r in rows)
+  assert agree >= 0.95 * len(rows)          # VADER reads the tweets as they were written

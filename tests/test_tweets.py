@@ -461,7 +461,7 @@ def match(spec, text, hashtags=()):
     ('#NovaX rocks', (), False),
     ('novaxyz', (), False),
     ('supernova', (), False),
-    ('@nova hi', (), False),
+    ('@nova hi', (), True),            # Twitter's track matches mentions too
     ('@Nova_fan hi', (), False),
     ('no-vak', (), False),
 ])

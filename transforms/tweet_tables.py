@@ -29,6 +29,7 @@ class DecodeTweets(beam.DoFn):
     self._languages = frozenset(languages)
     self._filtered = Metrics.counter(job, 'filtered')
     self._notices = Metrics.counter(job, 'filtered_notices')
+    self._other_languages = Metrics.counter(job, 'filtered_language')
 
   def process(self, record: Record):
     if isinstance(record.value, dict) and tweets.notice_kind(record.value):
@@ -40,6 +41,7 @@ class DecodeTweets(beam.DoFn):
       tweet = tweets.fold_retweet(tweet)
     if self._languages and (tweet.lang or 'und') not in self._languages:
       self._filtered.inc()
+      self._other_languages.inc()
       return
     yield beam.window.TimestampedValue((tweet.tweet_id, (record, tweet)),
                                        Timestamp(micros=tweet.micros))

@@ -221,8 +221,9 @@ def parse_track(spec: Optional[str]) -> List[Keyword]:
     if not text or text in [k.text for k in keywords]:
       continue
     words = r'\s+'.join(re.escape(word) for word in text.split(' '))
-    pattern = re.compile(r'(?<![\w@])%s(?!\w)' % words if not text.startswith('#')
-                         else r'(?<!\w)%s(?!\w)' % words, re.IGNORECASE)
+    # No word character on either side: 'nova' matches "Nova!", #Nova and @nova (as
+    # Twitter's track does) but not #NovaX, @nova_fan or supernova.
+    pattern = re.compile(r'(?<!\w)%s(?!\w)' % words, re.IGNORECASE)
     hashtag = text[1:] if text.startswith('#') else (text if ' ' not in text else None)
     keywords.append(Keyword(text, pattern, hashtag))
   return keywords
