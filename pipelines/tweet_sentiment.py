@@ -149,11 +149,11 @@ class TweetSentiment(beam.PTransform):
   def expand(self, records):
     parsed, parse_errors = records | 'ParseJson' >> ParseJsonRecords(JOB, self._clock)
     keyed, decode_errors = parsed | 'DecodeTweets' >> TryParDo(
-        tweet_tables.DecodeTweets(JOB, self._include_retweets, self._languages),
+        tweet_tables.DecodeTweets(JOB, self._include_retweets),
         JOB, 'decode_tweet', self._clock)
     unique = keyed | 'DropDuplicates' >> DropDuplicates(JOB, self._dedupe_ttl_s)
     matched = unique | 'MatchKeywords' >> beam.ParDo(
-        tweet_tables.MatchKeywords(JOB, self._keywords))
+        tweet_tables.MatchKeywords(JOB, self._keywords, self._languages))
     scored, score_errors = matched | 'Score' >> tweet_tables.ScoreTweets(
         JOB, self._backend, self._batch_size, self._positive_at, self._negative_at,
         self._clock)

@@ -653,8 +653,8 @@ def metrics():
     statesampler.set_current_tracker(None)
 
 
-def decode(value, include_retweets=False, languages=()):
-  return list(DecodeTweets(JOB, include_retweets, languages).process(record(value)))
+def decode(value, include_retweets=False):
+  return list(DecodeTweets(JOB, include_retweets).process(record(value)))
 
 
 def test_decode_tweets_timestamps_and_keys(metrics):
@@ -696,15 +696,19 @@ def test_decode_counts_every_notice_as_filtered(metrics):
   assert metrics('filtered_notices') == len(NOTICES)
 
 
-def test_decode_language_filter(metrics):
-  assert len(decode(V1, languages=['en', 'und'])) == 1
-  assert decode(dict(V1, lang='fr'), languages=['en', 'und']) == []
-  no_lang = {k: v for k, v in V1.items() if k != 'lang'}
-  assert len(decode(no_lang, languages=['und'])) == 1     # no lang counts as 'und'
-  assert decode(no_lang, languages=['en']) == []
-  assert len(decode(dict(V1, lang='fr'))) == 1           # no --languages: all of them
+def test_match_keywords_language_filter(metrics):
+  rec = record(V1)
+
+  def select(tweet, languages):
+    return list(MatchKeywords(JOB, [], languages).process((rec, tweet)))
+
+  assert len(select(EXPECTED, ['en', 'und'])) == 1
+  assert select(EXPECTED._replace(lang='fr'), ['en', 'und']) == []
+  assert len(select(EXPECTED._replace(lang=None), ['und'])) == 1   # no lang counts as 'und'
+  assert select(EXPECTED._replace(lang=None), ['en']) == []
+  assert len(select(EXPECTED._replace(lang='fr'), [])) == 1        # no --languages: all
   assert metrics('filtered') == 2
-  assert metrics('filtered_notices') == 0
+  assert metrics('filtered_language') == 2
 
 
 def test_decode_raises_record_error_for_bad_records():

@@ -20,16 +20,14 @@ ERRORS = 'errors'
 
 
 class DecodeTweets(beam.DoFn):
-  """Parsed Record -> timestamped (tweet id, (record, Tweet)); stream notices and tweets
-  in languages not asked for are counted `filtered`. Unless `include_retweets`, a retweet
-  becomes its original (same id: the original and its retweets count once)."""
+  """Parsed Record -> timestamped (tweet id, (record, Tweet)); stream notices are counted
+  `filtered`. Unless `include_retweets`, a retweet becomes its original (same id: the
+  original and its retweets count once)."""
 
-  def __init__(self, job: str, include_retweets: bool, languages: Sequence[str]):
+  def __init__(self, job: str, include_retweets: bool):
     self._include_retweets = include_retweets
-    self._languages = frozenset(languages)
     self._filtered = Metrics.counter(job, 'filtered')
     self._notices = Metrics.counter(job, 'filtered_notices')
-    self._other_languages = Metrics.counter(job, 'filtered_language')
 
   def process(self, record: Record):
     if isinstance(record.value, dict) and tweets.notice_kind(record.value):
@@ -39,24 +37,27 @@ class DecodeTweets(beam.DoFn):
     tweet = tweets.parse_tweet(record.value)
     if not self._include_retweets:
       tweet = tweets.fold_retweet(tweet)
-    if self._languages and (tweet.lang or 'und') not in self._languages:
-      self._filtered.inc()
-      self._other_languages.inc()
-      return
     yield beam.window.TimestampedValue((tweet.tweet_id, (record, tweet)),
                                        Timestamp(micros=tweet.micros))
 
 
 class MatchKeywords(beam.DoFn):
-  """(record, Tweet) -> (record, Tweet, keywords); a tweet no keyword matches is
-  `filtered` (the stream's own rules may be broader than --track)."""
+  """(record, Tweet) -> (record, Tweet, keywords) for a unique tweet; one in a language
+  not asked for, or that no keyword matches (the stream's own rules may be broader than
+  --track), is `filtered`."""
 
-  def __init__(self, job: str, keywords: List[tweets.Keyword]):
+  def __init__(self, job: str, keywords: List[tweets.Keyword], languages: Sequence[str] = ()):
     self._keywords = keywords
+    self._languages = frozenset(languages)
     self._filtered = Metrics.counter(job, 'filtered')
+    self._other_languages = Metrics.counter(job, 'filtered_language')
 
   def process(self, record_and_tweet):
     record, tweet = record_and_tweet
+    if self._languages and (tweet.lang or 'und') not in self._languages:
+      self._filtered.inc()
+      self._other_languages.inc()
+      return
     matched = tweets.matching_keywords(tweet, self._keywords)
     if not matched:
       self._filtered.inc()
