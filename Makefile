@@ -28,6 +28,8 @@ run: $(STAMP)
 	    --metric 'server_errors=httpRequest.status>=500' --alert 'server_errors>20'
 	$(PY) -m pipelines iot_telemetry --output $(OUTPUT)/iot_telemetry \
 	    --rule 'hot: temperature > 30 for 2 windows -> {"fan": "high"}'
+	$(PY) -m pipelines tweet_sentiment --output $(OUTPUT)/tweet_sentiment \
+	    --track 'nova x,#novax,#novaxrecall,orbitel,recall,battery'
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
@@ -36,6 +38,7 @@ bench: $(STAMP)
 	$(PY) bench/game_analytics.py
 	$(PY) bench/log_analytics.py
 	$(PY) bench/iot_telemetry.py
+	$(PY) bench/tweet_sentiment.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipelines transforms schemas tests bench
