@@ -7,7 +7,6 @@ volume and top terms.
         [--sentiment_backend local|api] [--api_qps 10] [--entities local|api|off]
 """
 import argparse
-import os
 import sys
 import time
 from typing import Optional
@@ -72,8 +71,9 @@ class TweetSentimentOptions(PipelineOptions):
         help='Concurrent Natural Language requests per worker process (default 8).')
     group.add_argument(
         '--api_key', default=None,
-        help='An API key for Natural Language instead of Application Default Credentials '
-        '(or set LANGUAGE_API_KEY, which keeps it out of shell history and process lists).')
+        help='An API key for Natural Language instead of Application Default Credentials. '
+        'Prefer LANGUAGE_API_KEY in the workers\' environment: it is read there, while '
+        'this flag is stored in the job graph.')
     group.add_argument(
         '--language_endpoint', default=None,
         help='Natural Language endpoint, e.g. http://127.0.0.1:8080 for a local server '
@@ -109,8 +109,7 @@ def backend_from_options(opts: TweetSentimentOptions):
       raise ConfigError('--entities api needs --sentiment_backend api')
     return sentiment.LocalSentiment(opts.entities)
   return sentiment.ApiSentiment(
-      opts.entities, endpoint=opts.language_endpoint,
-      api_key=opts.api_key or os.environ.get('LANGUAGE_API_KEY'),
+      opts.entities, endpoint=opts.language_endpoint, api_key=opts.api_key,
       qps=opts.api_qps, max_concurrency=int(opts.api_concurrency),
       max_attempts=int(opts.api_max_attempts))
 
@@ -147,11 +146,13 @@ class TweetSentiment(beam.PTransform):
     self._clock = clock
 
   def expand(self, records):
+    records = records | 'DropKeepAlives' >> beam.ParDo(tweet_tables.DropKeepAlives(JOB))
     parsed, parse_errors = records | 'ParseJson' >> ParseJsonRecords(JOB, self._clock)
     keyed, decode_errors = parsed | 'DecodeTweets' >> TryParDo(
         tweet_tables.DecodeTweets(JOB, self._include_retweets),
         JOB, 'decode_tweet', self._clock)
-    unique = keyed | 'DropDuplicates' >> DropDuplicates(JOB, self._dedupe_ttl_s)
+    unique = keyed | 'DropDuplicates' >> DropDuplicates(
+        JOB, self._dedupe_ttl_s, prefer=tweet_tables.copy_rank)
     matched = unique | 'MatchKeywords' >> beam.ParDo(
         tweet_tables.MatchKeywords(JOB, self._keywords, self._languages))
     scored, score_errors = matched | 'Score' >> tweet_tables.ScoreTweets(

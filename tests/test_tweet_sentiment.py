@@ -337,3 +337,49 @@ def test_bundled_sample_runs_offline_with_the_local_model(tmp_path, truth):
   assert {r['lang'] for r in rows} <= {'en', 'und'}
   agree = sum(r['sentiment_label'] == intended[r['tweet_id']] for r in rows)
   assert agree >= 0.95 * len(rows)          # VADER reads the tweets as they were written
+
+
+def test_the_tweets_own_record_wins_over_copies_from_retweets_in_any_order():
+  own = v1('11', 5, LOVE, hashtags=['NovaX'])
+  embedded = dict(v1('11', 5, LOVE, hashtags=['NovaX']))
+  del embedded['timestamp_ms']                      # as inside a real retweeted_status
+  retweet = v1('13', 30, 'RT @ann: ' + LOVE, user='cy', retweeted_status=embedded)
+  for order in ([retweet, own], [own, retweet]):
+    lines = [json.dumps(r) for r in order]
+    with TestPipeline() as pipeline:
+      tables = pipeline | beam.Create(
+          [Record(line, 'stream.json', line=i + 1) for i, line in enumerate(lines)]
+      ) | TweetSentiment(FixedScores(SCORES), track='nova x')
+      assert_that(tables['tweets'] | beam.Map(lambda r: (r['tweet_id'], r['created_at'])),
+                  equal_to([('11', '2026-11-26T14:00:05.250000Z')]))
+
+
+def test_keep_alive_messages_are_filtered_and_times_out_of_range_are_errors():
+  messages = [b'\r\n', b'  ', json.dumps(v1('11', 5, LOVE)).encode(),
+              json.dumps(dict(v1('12', 5, LOVE), timestamp_ms='10000000000000000')).encode(),
+              json.dumps(dict(v1('13', 5, LOVE), timestamp_ms=None,
+                              created_at='Mon Jan 01 00:00:00 +0100 0001')).encode()]
+  with TestPipeline() as pipeline:
+    tables = pipeline | beam.Create([
+        Record(m, 'projects/p/subscriptions/s', message_id=str(i), publish_time=T0 * 10**6)
+        for i, m in enumerate(messages)]) | TweetSentiment(FixedScores(SCORES))
+    assert_that(tables['tweets'] | beam.Map(lambda r: r['tweet_id']), equal_to(['11']),
+                label='tweets')
+    assert_that(tables['errors'] | beam.Map(lambda r: r['error']), equal_to([
+        'tweet time 10000000000000000000 us is outside 2006-2099',
+        'tweet time -62135600400000000 us is outside 2006-2099']), label='errors')
+
+
+def test_one_api_client_per_process_however_many_dofn_instances():
+  import pickle
+  from tests.fake_language_api import FakeLanguageApi
+  with FakeLanguageApi() as fake:
+    backend = sentiment.ApiSentiment('local', endpoint=fake.endpoint, qps=50)
+    copies = [pickle.loads(pickle.dumps(backend)) for _ in range(3)]
+    for copy in copies:
+      copy.setup()
+    assert len({id(copy._client) for copy in copies}) == 1
+    copies[0].analyze([('I love it', 'en')])
+    copies[1].analyze([('I love it', 'en')])
+    assert copies[2].stats()['calls'] == 2      # reported once, by whoever asks first
+    assert copies[0].stats() == {}

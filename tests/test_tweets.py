@@ -23,7 +23,8 @@ from transforms.sentiment import Analysis, LocalSentiment, UnsupportedLanguage, 
 from transforms.tweet_tables import (DecodeTweets, MatchKeywords, SentimentFn, TopTermsFn,
                                      _per_keyword_scores, _per_keyword_terms, top_terms,
                                      tweet_row)
-from transforms.tweets import (Tweet, fold_retweet, keyword_words, matching_keywords,
+from transforms.tweets import (EMBEDDED, REBUILT, Tweet, fold_retweet, keyword_words,
+                               matching_keywords,
                                notice_kind, parse_track, parse_tweet, terms)
 
 JOB = 'tweet_sentiment'
@@ -34,7 +35,8 @@ USER_ID = '6253282'
 RT_ID = '1050128943101247488'
 RT_USER_ID = '42'
 TEXT = 'Nova launch went great! #NovaX \U0001F680'
-MICROS = 1539202764000000                   # Wed Oct 10 20:19:24 UTC 2018
+MICROS = 1539202764211000                   # Wed Oct 10 20:19:24 UTC 2018: created_at
+# (whole seconds) refined by the snowflake id's own millisecond
 RT_MICROS = 1539205200456000                # 2018-10-10T21:00:00.456Z
 
 # One tweet, v1.1 streaming shape (no timestamp_ms: created_at only, whole seconds).
@@ -237,6 +239,7 @@ V1_RETWEET = {
     'retweeted_status': V1_ORIGINAL,
 }
 ORIGINAL = Tweet(ID, MICROS, USER_ID, 'nova_fan', 'en', LONG_TEXT, ('NovaX', 'Launch'))
+EMBEDDED_ORIGINAL = ORIGINAL._replace(source=EMBEDDED)  # a copy from inside a retweet
 
 
 def v2_retweet(expanded=True, rules=None):
@@ -264,7 +267,7 @@ def v2_retweet(expanded=True, rules=None):
 
 
 def test_v1_retweet_folds_into_its_original():
-  assert fold_retweet(parse_tweet(V1_RETWEET)) == ORIGINAL
+  assert fold_retweet(parse_tweet(V1_RETWEET)) == EMBEDDED_ORIGINAL
   assert parse_tweet(V1_ORIGINAL) == ORIGINAL
 
 
@@ -275,7 +278,7 @@ def test_v1_retweet_as_its_own_row():
 
 
 def test_v2_retweet_folds_into_its_original():
-  assert fold_retweet(parse_tweet(v2_retweet())) == ORIGINAL
+  assert fold_retweet(parse_tweet(v2_retweet())) == EMBEDDED_ORIGINAL
 
 
 def test_v2_retweet_as_its_own_row():
@@ -292,23 +295,23 @@ def test_v1_and_v2_retweets_agree():
 def test_v2_retweet_keeps_the_rules_when_folded():
   rules = [{'id': '1', 'tag': 'nova'}]
   assert fold_retweet(parse_tweet(v2_retweet(rules=rules))) == \
-      ORIGINAL._replace(rules=(('1', 'nova'),))
+      EMBEDDED_ORIGINAL._replace(rules=(('1', 'nova'),))
 
 
 def test_v2_retweet_of_an_original_not_in_includes():
   t = parse_tweet(v2_retweet(expanded=False, rules=[{'id': '9', 'tag': None}]))
   shown = 'Nova launch went great! Stage separation was clean… #NovaX'
   assert t == Tweet(RT_ID, RT_MICROS, RT_USER_ID, 'rt_user', 'en', shown, ('NovaX',),
-                    is_retweet=True, original_id=ID, rules=(('9', None),))
-  # Rebuilt: the original's id, the retweet's time and text (without 'RT @user: ').
-  assert fold_retweet(t) == Tweet(ID, RT_MICROS, None, None, 'en', shown, ('NovaX',),
-                                  rules=(('9', None),))
+                    is_retweet=True, original_id=ID, rules=(('9', None),), source=REBUILT)
+  # Rebuilt: the original's id, its snowflake time, the retweet's text without 'RT @x: '.
+  assert fold_retweet(t) == Tweet(ID, MICROS, None, None, 'en', shown, ('NovaX',),
+                                  rules=(('9', None),), source=REBUILT)
 
 
 def test_v2_referenced_id_as_a_number():
   record = v2_retweet()
   record['data']['referenced_tweets'] = [{'type': 'retweeted', 'id': int(ID)}]
-  assert fold_retweet(parse_tweet(record)) == ORIGINAL
+  assert fold_retweet(parse_tweet(record)) == EMBEDDED_ORIGINAL
 
 
 def test_quote_tweets_and_replies_are_not_retweets():
@@ -672,10 +675,11 @@ def test_decode_tweets_timestamps_and_keys(metrics):
 
 
 def test_decode_folds_retweets_by_default(metrics):
-  folded = [decode(V1_ORIGINAL), decode(V1_RETWEET), decode(v2_retweet())]
-  for [out] in folded:
+  folded = [(decode(V1_ORIGINAL), ORIGINAL), (decode(V1_RETWEET), EMBEDDED_ORIGINAL),
+            (decode(v2_retweet()), EMBEDDED_ORIGINAL)]
+  for [out], expected in folded:
     assert out.value[0] == ID
-    assert out.value[1][1] == ORIGINAL
+    assert out.value[1][1] == expected
     assert out.timestamp == Timestamp(micros=MICROS)
   assert metrics('filtered') == 0
 
@@ -791,8 +795,8 @@ def test_sentiment_fn():
   out = fn.extract_output(accumulate(fn, SCORED))
   assert {k: out[k] for k in ('tweets', 'positive', 'negative', 'neutral')} == \
       {'tweets': 7, 'positive': 2, 'negative': 2, 'neutral': 3}
-  assert out['avg_score'] == pytest.approx(0.0212 / 7, abs=1e-12)
-  assert out['avg_magnitude'] == pytest.approx(5.7302 / 7, abs=1e-12)
+  assert out['avg_score'] == round(0.0212 / 7, 9)        # rounded to 9 places
+  assert out['avg_magnitude'] == round(5.7302 / 7, 9)
   assert fn.extract_output(fn.create_accumulator()) == {
       'tweets': 0, 'avg_score': 0.0, 'avg_magnitude': 0.0,
       'positive': 0, 'negative': 0, 'neutral': 0}
@@ -805,14 +809,14 @@ def test_sentiment_fn_merge_in_any_order():
     for order in itertools.permutations(partials(fn, SCORED, cuts)):
       out = fn.extract_output(fn.merge_accumulators([list(a) for a in order]))
       # Counts exactly; float sums may differ in the last bit with the order of addition.
-      assert out == pytest.approx(whole, abs=1e-12)
+      assert out == whole          # rounding makes the merge order irrelevant
       assert {k: out[k] for k in ('tweets', 'positive', 'negative', 'neutral')} == \
           {k: whole[k] for k in ('tweets', 'positive', 'negative', 'neutral')}
   # Merging merges, and merging in the empty accumulator, changes nothing.
   a, b, c = partials(fn, SCORED, [2, 5])
   nested = fn.merge_accumulators([fn.merge_accumulators([c, fn.create_accumulator()]),
                                   fn.merge_accumulators([b, a])])
-  assert fn.extract_output(nested) == pytest.approx(whole, abs=1e-12)
+  assert fn.extract_output(nested) == whole
 
 
 TERM_SETS = [['launch', 'orbit'], ['launch', 'nova'], ['#novax', 'launch'], ['orbit'],

@@ -44,13 +44,20 @@ class _FirstPerKey(beam.DoFn):
 
 
 class _FirstAndCount(beam.CombineFn):
-  """(value, timestamp) copies of one key -> [one copy, number of copies]."""
+  """(value, timestamp) copies of one key -> [one copy, number of copies]: the copy
+  `prefer` ranks lowest, or any when there is no preference."""
+
+  def __init__(self, prefer: Optional[Callable[[Any], Any]] = None):
+    self._prefer = prefer
+
+  def _better(self, candidate, kept) -> bool:
+    return self._prefer is not None and self._prefer(candidate[0]) < self._prefer(kept[0])
 
   def create_accumulator(self):
     return [None, 0]
 
   def add_input(self, acc, stamped):
-    if acc[1] == 0:
+    if acc[1] == 0 or self._better(stamped, acc[0]):
       acc[0] = stamped
     acc[1] += 1
     return acc
@@ -58,7 +65,7 @@ class _FirstAndCount(beam.CombineFn):
   def merge_accumulators(self, accumulators):
     out = [None, 0]
     for first, count in accumulators:
-      if count and out[1] == 0:
+      if count and (out[1] == 0 or self._better(first, out[0])):
         out[0] = first
       out[1] += count
     return out
@@ -89,11 +96,14 @@ class _WithTimestamp(beam.DoFn):
 class DropDuplicates(beam.PTransform):
   """(key, value) -> value, once per key; repeats increment `<namespace>/<counter>` by
   one, or by `weight(value)` (a message of several readings repeats them all). Element
-  timestamps are kept."""
+  timestamps are kept. Bounded input keeps the copy `prefer(value)` ranks lowest (ties
+  must not exist, or the pick is arbitrary); unbounded input keeps the first to arrive."""
 
   def __init__(self, namespace: str, ttl_s: float = 3600, counter: str = 'duplicates',
-               weight: Optional[Callable[[Any], int]] = None):
+               weight: Optional[Callable[[Any], int]] = None,
+               prefer: Optional[Callable[[Any], Any]] = None):
     super().__init__()
+    self._prefer = prefer
     self._namespace = namespace
     self._ttl_s = ttl_s
     self._counter = counter
@@ -106,7 +116,7 @@ class DropDuplicates(beam.PTransform):
       return (
           keyed
           | 'Stamp' >> beam.ParDo(_WithTimestamp())
-          | 'FirstAndCount' >> beam.CombinePerKey(_FirstAndCount())
+          | 'FirstAndCount' >> beam.CombinePerKey(_FirstAndCount(self._prefer))
           | 'EmitFirst' >> beam.ParDo(_EmitFirst(self._namespace, self._counter, self._weight)))
     return keyed | 'FirstPerKey' >> beam.ParDo(
         _FirstPerKey(self._namespace, self._ttl_s, self._counter, self._weight))

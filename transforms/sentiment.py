@@ -7,10 +7,16 @@ package: no download at run time): its `compound` is the score, and the magnitud
 sum of the sentences' absolute compounds, as the API sums its sentences. VADER reads
 English only; other languages are refused like the API refuses unsupported ones.
 """
+import os
 import re
+import threading
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
+from apache_beam.utils import shared
+
 from transforms import tweets
+
+API_KEY_ENV = 'LANGUAGE_API_KEY'
 
 # Twitter's codes for text without a language: hashtags/mentions/media only, or undetected.
 UNDETERMINED = frozenset({'und', 'qme', 'qht', 'qam', 'qct', 'zxx', 'art'})
@@ -64,7 +70,8 @@ class LocalSentiment:
           "--sentiment_backend api or --languages" % lang)
     score = self._analyzer.polarity_scores(text)['compound']
     sentences = [s for s in _SENTENCE.split(text) if s.strip()]
-    magnitude = sum(abs(self._analyzer.polarity_scores(s)['compound']) for s in sentences)
+    magnitude = abs(score) if len(sentences) <= 1 else sum(
+        abs(self._analyzer.polarity_scores(s)['compound']) for s in sentences)
     return Analysis(score, round(magnitude, 4), _local_terms(text, self._entities))
 
 
@@ -76,37 +83,73 @@ class ApiSentiment:
   """Cloud Natural Language: analyzeSentiment (and analyzeEntities with entities='api'),
   concurrent within a batch, rate-limited and retried by `transforms.language_api`."""
 
-  def __init__(self, entities: str = 'local', **api_options):
+  def __init__(self, entities: str = 'local', api_key_env: Optional[str] = API_KEY_ENV,
+               **api_options):
     self._entities = entities
+    self._api_key_env = api_key_env
     self._options = api_options
-    self._api = None
+    self._shared = shared.Shared()  # one client, rate limit and pool per worker process
+    self._client = None
 
   def setup(self):
+    self._client = self._shared.acquire(self._connect, tag=repr(sorted(
+        (k, v) for k, v in self._options.items() if k != 'api_key')))
+
+  def _connect(self):
     from transforms.language_api import LanguageApi
-    self._api = LanguageApi(**self._options)
-    self._api.connect()
+    options = dict(self._options)
+    if not options.get('api_key') and self._api_key_env:
+      # Read on the worker: a key from the launcher's environment would be pickled into
+      # the job graph.
+      options['api_key'] = os.environ.get(self._api_key_env) or None
+    api = LanguageApi(**options)
+    api.connect()
+    return _SharedClient(api)
 
   def close(self):
-    if self._api is not None:
-      self._api.close()
+    pass  # the shared client lives as long as the process
 
   def stats(self):
-    """Cumulative calls, attempts, retries, failures of this process's client."""
-    return self._api.stats.snapshot() if self._api else {}
+    """The process's API counts not reported yet (each count is reported once, whichever
+    DoFn instance takes it)."""
+    return self._client.take_stats() if self._client else {}
 
   def analyze(self, items: Sequence[Tuple[str, Optional[str]]]
               ) -> List[Union[Analysis, Exception]]:
+    api = self._client.api
     requests = [(text, None if lang in UNDETERMINED else lang) for text, lang in items]
-    scores = self._api.map('sentiment', requests)
-    found = self._api.map('entities', requests) if self._entities == 'api' else None
+    scores = api.map('sentiment', requests)
+    found = {}
+    if self._entities == 'api':  # only for tweets whose sentiment came back
+      scored = [i for i, score in enumerate(scores) if not isinstance(score, Exception)]
+      found = dict(zip(scored, api.map('entities', [requests[i] for i in scored]),
+                       strict=True))
     out = []
     for i, (text, _) in enumerate(items):
       if isinstance(scores[i], Exception):
         out.append(scores[i])
-      elif found is not None and isinstance(found[i], Exception):
+      elif isinstance(found.get(i), Exception):
         out.append(found[i])
       else:
-        terms = (tuple(e.name.lower() for e in found[i]) if found is not None
+        terms = (tuple(e.name.lower() for e in found[i]) if i in found
                  else _local_terms(text, self._entities))
         out.append(Analysis(scores[i].score, scores[i].magnitude, terms))
     return out
+
+
+class _SharedClient:
+  """A LanguageApi shared by every DoFn instance of a process (weakly referenceable, as
+  beam.utils.shared needs), with the counts already reported."""
+
+  def __init__(self, api):
+    self.api = api
+    self._reported = {}
+    self._lock = threading.Lock()
+
+  def take_stats(self):
+    with self._lock:
+      now = self.api.stats.snapshot()
+      delta = {k: v - self._reported.get(k, 0) for k, v in now.items()
+               if v != self._reported.get(k, 0)}
+      self._reported = now
+      return delta

@@ -19,6 +19,23 @@ from transforms.windowing import AggregatePerWindow, Windowing
 ERRORS = 'errors'
 
 
+class DropKeepAlives(beam.DoFn):
+  """Streams send blank keep-alive lines; one that reaches Pub/Sub as a message is
+  `filtered` (in files they are blank lines, which are not records)."""
+
+  def __init__(self, job: str):
+    self._filtered = Metrics.counter(job, 'filtered')
+    self._keep_alives = Metrics.counter(job, 'filtered_keep_alives')
+
+  def process(self, record: Record):
+    payload = record.payload
+    if not record.parsed and isinstance(payload, (bytes, str)) and not payload.strip():
+      self._filtered.inc()
+      self._keep_alives.inc()
+      return
+    yield record
+
+
 class DecodeTweets(beam.DoFn):
   """Parsed Record -> timestamped (tweet id, (record, Tweet)); stream notices are counted
   `filtered`. Unless `include_retweets`, a retweet becomes its original (same id: the
@@ -39,6 +56,13 @@ class DecodeTweets(beam.DoFn):
       tweet = tweets.fold_retweet(tweet)
     yield beam.window.TimestampedValue((tweet.tweet_id, (record, tweet)),
                                        Timestamp(micros=tweet.micros))
+
+
+def copy_rank(record_and_tweet):
+  """Which copy of a tweet to keep: its own record before a retweet's embedded copy
+  before one rebuilt from a retweet; then the earliest in the input, so reruns agree."""
+  record, tweet = record_and_tweet
+  return tweet.source, record.source, record.line or 0, record.part or 0
 
 
 class MatchKeywords(beam.DoFn):
@@ -81,7 +105,6 @@ class ScoreBatches(beam.DoFn):
 
   def setup(self):
     self._backend.setup()
-    self._reported = {}
 
   def teardown(self):
     self._backend.close()
@@ -103,12 +126,9 @@ class ScoreBatches(beam.DoFn):
 
 
   def _report_api_stats(self):
-    """The backend's own counts (API attempts, retries...) as `api_<name>` counters."""
+    """The backend's new counts (API attempts, retries...) as `api_<name>` counters."""
     for name, total in self._backend.stats().items():
-      delta = total - self._reported.get(name, 0)
-      if delta:
-        Metrics.counter(self._job, 'api_' + name).inc(delta)
-        self._reported[name] = total
+      Metrics.counter(self._job, 'api_' + name).inc(total)
 
 
 def tweet_row(tweet: tweets.Tweet, keywords: List[str], result: sentiment.Analysis,
@@ -170,8 +190,9 @@ class SentimentFn(beam.CombineFn):
 
   def extract_output(self, acc):
     count = acc[0]
-    return {'tweets': count, 'avg_score': acc[1] / count if count else 0.0,
-            'avg_magnitude': acc[2] / count if count else 0.0,
+    # Rounded: the sums' last bits depend on the order partial results were merged in.
+    return {'tweets': count, 'avg_score': round(acc[1] / count, 9) if count else 0.0,
+            'avg_magnitude': round(acc[2] / count, 9) if count else 0.0,
             'positive': acc[3], 'negative': acc[4], 'neutral': acc[5]}
 
 
@@ -224,7 +245,7 @@ def _per_keyword_terms(row_and_terms):
     return []
   out = []
   for keyword in row['keywords']:
-    skip = set(tweets.keyword_words(keyword))
+    skip = set(tweets.keyword_words(keyword)) | {keyword}
     out.append((keyword, sorted({t for t in terms if t not in skip})))
   return out
 

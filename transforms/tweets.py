@@ -32,6 +32,16 @@ class Tweet(NamedTuple):
   original_id: Optional[str] = None
   rules: Tuple[Tuple[str, Optional[str]], ...] = ()   # v2 matching_rules (id, tag)
   original: Optional['Tweet'] = None   # a retweet's original, when the record carries it
+  source: int = 0   # OWN record, EMBEDDED in a retweet, or REBUILT from one: the best wins
+
+
+OWN, EMBEDDED, REBUILT = 0, 1, 2
+MAX_TEXT_CHARS = 25_000  # Twitter's longest post (a note tweet)
+# Snowflake ids (since November 2010) hold their creation time in milliseconds.
+_SNOWFLAKE_EPOCH_MS = 1288834974657
+_FIRST_SNOWFLAKE = 1 << 32
+# Tweets are from Twitter's launch to well within this century.
+MIN_MICROS, MAX_MICROS = 1143072000000000, 4102444800000000 - 1  # 2006-03-23 .. 2099
 
 
 def notice_kind(record: Dict[str, Any]) -> Optional[str]:
@@ -66,7 +76,7 @@ def _v1(status: Dict[str, Any], rules=()) -> Tweet:
   text, hashtags = _v1_text(status)
   tweet = Tweet(
       tweet_id=tweet_id,
-      micros=_v1_micros(status),
+      micros=_tweet_micros(tweet_id, _v1_micros(status)),
       user_id=_optional_id(user.get('id_str'), user.get('id')),
       user_name=_optional_str(user.get('screen_name')),
       lang=_optional_str(status.get('lang')),
@@ -88,6 +98,7 @@ def _v1_text(status: Dict[str, Any]) -> Tuple[str, Tuple[str, ...]]:
   text = source.get('full_text', source.get('text'))
   if not isinstance(text, str):
     raise RecordError('tweet %s has no text' % (status.get('id_str') or status.get('id')))
+  _check_length(text)
   entities = source.get('entities') if isinstance(source.get('entities'), dict) else \
       status.get('entities')
   tags = entities.get('hashtags') if isinstance(entities, dict) else None
@@ -107,11 +118,10 @@ def _v1_micros(status: Dict[str, Any]) -> int:
   if not isinstance(created, str):
     raise RecordError('tweet has no created_at')
   try:
-    moment = datetime.datetime.strptime(created, _V1_TIME)
-  except ValueError as e:
+    return int(datetime.datetime.strptime(created, _V1_TIME).timestamp()) * 1_000_000
+  except (ValueError, OverflowError) as e:
     raise RecordError('created_at %r is not like "Wed Oct 10 20:19:24 +0000 2018"'
                       % created) from e
-  return int(moment.timestamp()) * 1_000_000
 
 
 # --- v2 --------------------------------------------------------------------------------
@@ -121,7 +131,8 @@ def _v2(record: Dict[str, Any]) -> Tweet:
   if not isinstance(data, dict):
     raise RecordError('data is not an object')
   includes = record.get('includes') if isinstance(record.get('includes'), dict) else {}
-  users = {u.get('id'): u for u in includes.get('users') or () if isinstance(u, dict)}
+  users = {str(u['id']): u for u in includes.get('users') or ()
+           if isinstance(u, dict) and isinstance(u.get('id'), (str, int))}
   rules = tuple((str(r.get('id')), _optional_str(r.get('tag')))
                 for r in record.get('matching_rules') or () if isinstance(r, dict))
   tweet = _v2_tweet(data, users)._replace(rules=rules)
@@ -134,7 +145,8 @@ def _v2(record: Dict[str, Any]) -> Tweet:
                    if isinstance(t, dict) and str(t.get('id')) == original_id), None)
   if original is None:  # not expanded: the original is the retweet's text without 'RT @x: '
     text = re.sub(r'^RT @\w+: ', '', tweet.text)
-    return tweet._replace(is_retweet=True, original_id=original_id, text=text)
+    return tweet._replace(is_retweet=True, original_id=original_id, text=text,
+                          source=REBUILT)
   parsed = _v2_tweet(original, users)._replace(rules=rules)
   return tweet._replace(is_retweet=True, original_id=original_id, text=parsed.text,
                         hashtags=parsed.hashtags, lang=tweet.lang or parsed.lang,
@@ -148,18 +160,20 @@ def _v2_tweet(data: Dict[str, Any], users: Dict[Any, Dict[str, Any]]) -> Tweet:
   text = source.get('text')
   if not isinstance(text, str):
     raise RecordError('tweet %s has no text' % tweet_id)
+  _check_length(text)
   created = data.get('created_at')
   if not isinstance(created, str):
     raise RecordError('tweet %s has no created_at' % tweet_id)
   try:
-    micros = timestamps.parse_rfc3339_micros(created)
-  except ValueError as e:
+    stated = timestamps.parse_rfc3339_micros(created)
+  except (ValueError, OverflowError) as e:
     raise RecordError('created_at %r is not RFC 3339' % created) from e
+  micros = _tweet_micros(tweet_id, stated)
   entities = source.get('entities') if isinstance(source.get('entities'), dict) else \
       data.get('entities')
   tags = entities.get('hashtags') if isinstance(entities, dict) else None
   author = _optional_id(data.get('author_id'), None)
-  user = users.get(data.get('author_id')) or {}
+  user = users.get(author) or {}
   return Tweet(
       tweet_id=tweet_id, micros=micros, user_id=author,
       user_name=_optional_str(user.get('username')), lang=_optional_str(data.get('lang')),
@@ -167,16 +181,52 @@ def _v2_tweet(data: Dict[str, Any], users: Dict[Any, Dict[str, Any]]) -> Tweet:
           t['tag'] for t in tags or () if isinstance(t, dict) and isinstance(t.get('tag'), str)))
 
 
+def _check_length(text: str) -> None:
+  if len(text) > MAX_TEXT_CHARS:
+    raise RecordError('text of %d characters is longer than any tweet (%d)'
+                      % (len(text), MAX_TEXT_CHARS))
+
+
+def snowflake_micros(tweet_id: str) -> Optional[int]:
+  """The creation time a snowflake id holds (ms precision), or None for older ids."""
+  number = int(tweet_id)
+  if number < _FIRST_SNOWFLAKE or number >= 1 << 63:
+    return None
+  return ((number >> 22) + _SNOWFLAKE_EPOCH_MS) * 1000
+
+
+def _tweet_micros(tweet_id: str, stated: int) -> int:
+  """A time in whole seconds (created_at) is refined to the snowflake id's millisecond
+  when they agree, so every copy of a tweet (its record with timestamp_ms, a retweet's
+  embedded copy with created_at only) has the same time; RecordError outside 2006-2099."""
+  if not MIN_MICROS <= stated <= MAX_MICROS:
+    raise RecordError('tweet time %s is outside 2006-2099' % _readable(stated))
+  if stated % 1_000_000:
+    return stated  # already finer than a second (timestamp_ms, v2 fractions)
+  snowflake = snowflake_micros(tweet_id)
+  if snowflake is not None and abs(snowflake - stated) < 1_000_000:
+    return snowflake
+  return stated
+
+
+def _readable(micros: int) -> str:
+  try:
+    return timestamps.micros_to_rfc3339(micros)
+  except (OverflowError, ValueError):
+    return '%d us' % micros
+
+
 def fold_retweet(tweet: Tweet) -> Tweet:
   """A retweet -> its original (a plain tweet is itself), so each tweet counts once
   however often it is retweeted. An original the record does not carry (v2 without
   `includes.tweets`) is rebuilt from the retweet: its id, the retweet's time and text."""
+  while tweet.is_retweet and tweet.original is not None:
+    tweet = tweet.original._replace(source=EMBEDDED)
   if not tweet.is_retweet:
     return tweet
-  if tweet.original is not None:
-    return tweet.original
-  return Tweet(tweet.original_id, tweet.micros, None, None, tweet.lang, tweet.text,
-               tweet.hashtags, rules=tweet.rules)
+  micros = snowflake_micros(tweet.original_id) or tweet.micros
+  return Tweet(tweet.original_id, micros, None, None, tweet.lang, tweet.text,
+               tweet.hashtags, rules=tweet.rules, source=REBUILT)
 
 
 # --- fields ----------------------------------------------------------------------------
