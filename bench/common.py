@@ -7,12 +7,14 @@ import glob
 import io
 import json
 import logging
+import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import apache_beam
 import duckdb
@@ -98,3 +100,30 @@ def finish(work, name, report, input_path, out, keep, start):
     for label in LABELS:
       shutil.rmtree(out(label), ignore_errors=True)
   print('report: %s (total %.0f s)' % (report_path, time.perf_counter() - start))
+
+
+def compare(reference, other, exact, close, rel_tol, abs_tol=1e-12):
+  """Row-by-row comparison of two {key: row} tables: `exact` columns must be equal, `close`
+  ones equal within the tolerances. Returns (counts, up to three differing examples)."""
+  def same(a, b, column):
+    if column in exact or a is None or b is None:
+      return a == b
+    return math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
+
+  result = Counter({'match': 0, 'mismatch': 0})
+  examples = []
+  for key in sorted(set(reference) | set(other), key=str):
+    ref, got = reference.get(key), other.get(key)
+    if ref is None or got is None:
+      side = 'only_reference' if got is None else 'only_other'
+      result[side] += 1
+      diff = {'row': side}
+    else:
+      diff = {c: (ref.get(c), got.get(c)) for c in tuple(exact) + tuple(close)
+              if not same(ref.get(c), got.get(c), c)}
+      result['match' if not diff else 'mismatch'] += 1
+      for column in diff:
+        result['column ' + column] += 1
+    if diff and len(examples) < 3:
+      examples.append((key, diff))
+  return result, examples

@@ -27,7 +27,6 @@ disagrees with Beam in-process or Beam's counters disagree with the ground truth
 """
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -43,8 +42,8 @@ import duckdb  # noqa: E402
 import pyarrow  # noqa: E402  (Beam depends on it)
 import pyarrow.parquet  # noqa: E402
 
-from bench.common import (LABELS, finish, print_timings, rows, time_beam,  # noqa: E402
-                          timed)
+from bench.common import (LABELS, compare, finish, print_timings, rows,  # noqa: E402
+                          time_beam, timed)
 from pipelines import iot_telemetry as job  # noqa: E402
 from pipelines.samples import iot_telemetry as sample  # noqa: E402
 from transforms import device_stats, timestamps  # noqa: E402
@@ -243,33 +242,6 @@ def keyed_rows(out):
            timestamps.parse_rfc3339_micros(r['window_start'])): r for r in rows(out, TABLE)}
 
 
-def _same(a, b, column):
-  if column in EXACT or a is None or b is None:
-    return a == b
-  return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
-
-
-def compare(reference, other):
-  """Row-by-row comparison of `other` with `reference`: counts and a few examples."""
-  result = Counter({'match': 0, 'mismatch': 0})
-  examples = []
-  for key in sorted(set(reference) | set(other), key=str):
-    ref, got = reference.get(key), other.get(key)
-    if ref is None or got is None:
-      side = 'only_reference' if got is None else 'only_other'
-      result[side] += 1
-      diff = {'row': side}
-    else:
-      diff = {c: (ref.get(c), got.get(c)) for c in EXACT + CLOSE
-              if not _same(ref.get(c), got.get(c), c)}
-      result['match' if not diff else 'mismatch'] += 1
-      for column in diff:
-        result['column ' + column] += 1
-    if diff and len(examples) < 3:
-      examples.append((key, diff))
-  return result, examples
-
-
 def cross_check(tables):
   """Prints Beam in-process vs the others; returns ({name: matches}, details)."""
   print('\n%s cross-check, row by row on (registry_id, device_id, metric, window_start): '
@@ -280,7 +252,7 @@ def cross_check(tables):
                 'only here', 'status'))
   ok, details = {}, {}
   for name in ('beam_mp', 'duckdb', 'python'):
-    result, examples = compare(tables['beam'], tables[name])
+    result, examples = compare(tables['beam'], tables[name], EXACT, CLOSE, REL_TOL, ABS_TOL)
     ok[name] = result['match'] == len(tables['beam']) == len(tables[name]) > 0
     details[name] = dict(result)
     print(line % (name, len(tables[name]), result['match'], result['mismatch'],

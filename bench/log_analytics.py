@@ -16,7 +16,6 @@ Beam and plain Python disagree.
 """
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -31,8 +30,8 @@ os.environ['PYTHONPATH'] = os.pathsep.join(  # Beam's worker processes import th
 
 import duckdb  # noqa: E402
 
-from bench.common import (LABELS, finish, print_timings, rows, time_beam,  # noqa: E402
-                          timed)
+from bench.common import (LABELS, compare, finish, print_timings, rows,  # noqa: E402
+                          time_beam, timed)
 from pipelines import log_analytics as job  # noqa: E402
 from pipelines.samples import log_analytics as sample  # noqa: E402
 from transforms import cloud_logging, timestamps  # noqa: E402
@@ -266,33 +265,6 @@ def keyed_rows(out):
           for r in rows(out, TABLE)}
 
 
-def _same(a, b, column):
-  if column in COUNTS or a is None or b is None:
-    return a == b
-  return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
-
-
-def compare(reference, other):
-  """Row-by-row comparison of `other` with `reference`: counts and a few examples."""
-  result = Counter({'match': 0, 'mismatch': 0})
-  examples = []
-  for key in sorted(set(reference) | set(other), key=str):
-    ref, got = reference.get(key), other.get(key)
-    if ref is None or got is None:
-      side = 'only_reference' if got is None else 'only_other'
-      result[side] += 1
-      diff = {'row': side}
-    else:
-      diff = {c: (ref.get(c), got.get(c)) for c in COUNTS + LATENCIES
-              if not _same(ref.get(c), got.get(c), c)}
-      result['match' if not diff else 'mismatch'] += 1
-      for column in diff:
-        result['column ' + column] += 1
-    if diff and len(examples) < 3:
-      examples.append((key, diff))
-  return result, examples
-
-
 def cross_check(tables):
   """Prints Beam in-process vs the others; returns (both Beam runs == plain Python,
   DuckDB == Beam, details)."""
@@ -303,7 +275,7 @@ def cross_check(tables):
                 'only here', 'status'))
   ok, details = {}, {}
   for name in ('beam_mp', 'duckdb', 'python'):
-    result, examples = compare(tables['beam'], tables[name])
+    result, examples = compare(tables['beam'], tables[name], COUNTS, LATENCIES, REL_TOL, 1e-12)
     ok[name] = result['match'] == len(tables['beam']) == len(tables[name])
     details[name] = dict(result)
     print(line % (name, len(tables[name]), result['match'], result['mismatch'],
