@@ -16,18 +16,24 @@ class ConfigError(ValueError):
   """Bad configuration, found before anything runs: the CLI prints it and exits 2."""
 
 
-def positive(value: str) -> float:
+def _number(value: str, ok, rule: str) -> float:
   number = float(value)
-  if number <= 0:
-    raise argparse.ArgumentTypeError('must be > 0, got %s' % value)
+  if not ok(number):
+    raise argparse.ArgumentTypeError('must be %s, got %s' % (rule, value))
   return number
+
+
+def positive(value: str) -> float:
+  return _number(value, lambda n: n > 0, '> 0')
 
 
 def non_negative(value: str) -> float:
-  number = float(value)
-  if number < 0:
-    raise argparse.ArgumentTypeError('must be >= 0, got %s' % value)
-  return number
+  return _number(value, lambda n: n >= 0, '>= 0')
+
+
+def score(value: str) -> float:
+  """A sentiment score or threshold, within [-1, 1]."""
+  return _number(value, lambda n: -1 <= n <= 1, 'within [-1, 1]')
 
 
 class JobOptions(PipelineOptions):

@@ -6,7 +6,6 @@ volume and top terms.
         [--output DIR|PROJECT:DATASET] [--track 'nova x,#novax,recall'] [--window 60]
         [--sentiment_backend local|api] [--api_qps 10] [--entities local|api|off]
 """
-import argparse
 import sys
 import time
 from typing import Optional
@@ -15,7 +14,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, main, run_job
-from pipelines.options import ConfigError, JobOptions, positive
+from pipelines.options import ConfigError, JobOptions, positive, score
 from transforms import sentiment, tweet_tables, tweets
 from transforms.deadletter import TryParDo
 from transforms.dedupe import DropDuplicates
@@ -26,13 +25,6 @@ JOB = 'tweet_sentiment'
 DESCRIPTION = ('Tweets (v1.1 or v2 stream records) -> tweets with sentiment, '
                'sentiment_by_window and top_terms per --track keyword, and errors.')
 DEFAULT_WINDOW_S = 60
-
-
-def _threshold(text: str) -> float:
-  value = float(text)
-  if not -1 <= value <= 1:
-    raise argparse.ArgumentTypeError('must be within [-1, 1], got %s' % text)
-  return value
 
 
 class TweetSentimentOptions(PipelineOptions):
@@ -89,10 +81,10 @@ class TweetSentimentOptions(PipelineOptions):
         '--top_terms', type=positive, default=20,
         help='Terms per window and keyword in top_terms (default 20).')
     group.add_argument(
-        '--positive_threshold', type=_threshold, default=0.25,
+        '--positive_threshold', type=score, default=0.25,
         help='sentiment_label is positive at a score >= this (default 0.25).')
     group.add_argument(
-        '--negative_threshold', type=_threshold, default=-0.25,
+        '--negative_threshold', type=score, default=-0.25,
         help='sentiment_label is negative at a score <= this (default -0.25).')
 
 
