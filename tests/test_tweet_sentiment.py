@@ -383,3 +383,20 @@ def test_one_api_client_per_process_however_many_dofn_instances():
     copies[1].analyze([('I love it', 'en')])
     assert copies[2].stats()['calls'] == 2      # reported once, by whoever asks first
     assert copies[0].stats() == {}
+
+
+def test_api_entities_become_the_terms_and_are_asked_only_for_scored_tweets():
+  from tests.fake_language_api import FakeLanguageApi, extract_entities, score_document
+  good = 'Orbitel recalls the Nova X. Google and Samsung watch.'
+  with FakeLanguageApi() as fake:
+    fake.fail(400, times=None, match='refused')
+    backend = sentiment.ApiSentiment('api', endpoint=fake.endpoint, qps=100, max_attempts=2,
+                                     initial_backoff_s=0.01)
+    backend.setup()
+    [scored, refused] = backend.analyze([(good, 'en'), ('refused text', 'en')])
+    paths = [r.path for r in fake.requests]
+  assert scored == sentiment.Analysis(
+      score_document(good)[0], score_document(good)[1],
+      tuple(name.lower() for name, _, _ in extract_entities(good)))
+  assert isinstance(refused, Exception)
+  assert sum(p.endswith(':analyzeEntities') for p in paths) == 1
