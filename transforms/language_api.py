@@ -133,7 +133,7 @@ class ApiStats:
       return dict(self._counts)
 
   def __getattr__(self, name: str) -> int:
-    if name in ApiStats.FIELDS:
+    if name in type(self).FIELDS:  # subclasses count other things (VisionStats)
       return self.snapshot()[name]
     raise AttributeError(name)
 

@@ -39,7 +39,7 @@ from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
 from transforms.language_api import (
-    LanguageApiError, PermanentError, RateLimiter, RetriesExhausted, resolve_endpoint)
+    ApiStats, LanguageApiError, PermanentError, RateLimiter, RetriesExhausted, resolve_endpoint)
 
 __all__ = ['Annotation', 'Face', 'Landmark', 'PermanentError', 'RetriesExhausted', 'Vertex',
            'VisionApi', 'VisionStats', 'parse_response']
@@ -180,7 +180,7 @@ def parse_response(response: Any) -> Annotation:
   return Annotation(faces, labels)
 
 
-class VisionStats:
+class VisionStats(ApiStats):
   """Thread-safe counters for Beam metrics, read with `snapshot()` or as attributes.
 
   requests: image groups sent with their own retry budget (batches, halves of a split batch);
@@ -190,23 +190,6 @@ class VisionStats:
 
   FIELDS = ('images', 'requests', 'attempts', 'retries', 'splits', 'bytes_uploaded',
             'annotated', 'faces', 'permanent_failures', 'exhausted')
-
-  def __init__(self):
-    self._lock = threading.Lock()
-    self._counts = dict.fromkeys(self.FIELDS, 0)
-
-  def add(self, name: str, n: int = 1) -> None:
-    with self._lock:
-      self._counts[name] += n
-
-  def snapshot(self) -> Dict[str, int]:
-    with self._lock:
-      return dict(self._counts)
-
-  def __getattr__(self, name: str) -> int:
-    if name in VisionStats.FIELDS:
-      return self.snapshot()[name]
-    raise AttributeError(name)
 
 
 def _b64_len(n: int) -> int:
