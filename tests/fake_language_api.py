@@ -7,14 +7,12 @@ failures with Google's error body, and scores text by a fixed rule the tests can
 time, in-flight count) let tests see retries, concurrency and the rate limit from the server.
 """
 import dataclasses
-import json
 import re
-import threading
-import time
 from fractions import Fraction
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Sequence, Tuple
-from urllib.parse import parse_qs, urlsplit
+
+from tests.fake_http import (
+    STATUS_NAMES, FailureRule, FakeGoogleApi, HttpRequest, default_messages)
 
 SENTIMENT_PATH = '/v1/documents:analyzeSentiment'
 ENTITIES_PATH = '/v1/documents:analyzeEntities'
@@ -42,22 +40,8 @@ ENTITY_TYPE_NUMBERS = {
 MENTION_TYPE_NUMBERS = {'TYPE_UNKNOWN': 0, 'PROPER': 1, 'COMMON': 2}
 ENCODING_TYPES = {0: 'NONE', 1: 'UTF8', 2: 'UTF16', 3: 'UTF32'}
 
-# google.rpc.Code names Google puts in `error.status` for each HTTP status.
-STATUS_NAMES = {
-    400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED',
-    404: 'NOT_FOUND', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 502: 'UNAVAILABLE',
-    503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED'}
-DEFAULT_MESSAGES = {
-    400: 'Request contains an invalid argument.',
-    401: 'Request had invalid authentication credentials.',
-    403: 'The caller does not have permission',
-    404: 'Requested entity was not found.',
-    429: "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute' of "
-         "service 'language.googleapis.com'.",
-    500: 'Internal error encountered.',
-    502: 'Bad Gateway',
-    503: 'The service is currently unavailable.',
-    504: 'Deadline expired before operation could complete.'}
+# Google's `error.message` for each HTTP status (STATUS_NAMES gives `error.status`).
+DEFAULT_MESSAGES = default_messages('language.googleapis.com')
 
 _SENTENCE = re.compile(r'[^.!?]*[.!?]+|[^.!?]+$')
 _WORD = re.compile(r"[A-Za-z][A-Za-z']*")
@@ -169,198 +153,66 @@ class RequestRecord:
   status: Optional[int] = None
 
 
-class _Failure:
-  def __init__(self, status: int, times: Optional[int], match: Optional[str],
-               message: Optional[str]):
-    self.status, self.times, self.match, self.message = status, times, match, message
-
-
-class _Server(ThreadingHTTPServer):
-  daemon_threads = True
-  request_queue_size = 128  # the default 5 drops SYNs under a burst of pooled connections
-  fake: 'FakeLanguageApi'
-
-
-class _Handler(BaseHTTPRequestHandler):
-  protocol_version = 'HTTP/1.1'  # keep-alive, like the client's pooled connections expect
-  disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms ACK wait
-  timeout = 30
-  server: _Server
-
-  def log_message(self, format, *args):  # quiet test output
-    pass
-
-  def do_POST(self):
-    self.server.fake._serve(self)
-
-  def do_GET(self):
-    self.server.fake._serve(self)
-
-
-class FakeLanguageApi:
+class FakeLanguageApi(FakeGoogleApi[RequestRecord]):
   """`with FakeLanguageApi() as fake: LanguageApi(endpoint=fake.endpoint)`."""
+  service = 'language.googleapis.com'
+  status_names = STATUS_NAMES
+  default_messages = DEFAULT_MESSAGES
 
   def __init__(self, latency_s: float = 0.0, unsupported_languages: Sequence[str] = ('xx',),
                required_api_key: Optional[str] = None):
-    self.latency_s = latency_s
+    super().__init__(latency_s, required_api_key)
     self.unsupported_languages = set(unsupported_languages)
-    self.required_api_key = required_api_key
-    self._lock = threading.Lock()
-    self._log: List[RequestRecord] = []
-    self._failures: List[_Failure] = []
-    self._in_flight = 0
-    self._server: Optional[_Server] = None
-    self._thread: Optional[threading.Thread] = None
-    self.endpoint = ''
-
-  def __enter__(self) -> 'FakeLanguageApi':
-    self._server = _Server(('127.0.0.1', 0), _Handler)
-    self._server.fake = self
-    self.endpoint = 'http://127.0.0.1:%d' % self._server.server_address[1]
-    self._thread = threading.Thread(
-        target=self._server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    self._thread.start()
-    return self
-
-  def __exit__(self, *exc_info) -> None:
-    if self._server is not None:
-      self._server.shutdown()
-      self._server.server_close()
-      self._thread.join(5)
-      self._server = None
 
   # Fault injection.
   def fail(self, status: int, times: Optional[int] = 1, match: Optional[str] = None,
            message: Optional[str] = None) -> None:
     """Answer `status` to the next `times` requests (None: all of them), or only to those whose
     content contains `match`. Rules are tried in the order they were added."""
-    with self._lock:
-      self._failures.append(_Failure(status, times, match, message))
-
-  def clear_failures(self) -> None:
-    with self._lock:
-      self._failures.clear()
-
-  # Observation.
-  @property
-  def requests(self) -> List[RequestRecord]:
-    with self._lock:
-      return list(self._log)
-
-  def reset_log(self) -> None:
-    with self._lock:
-      self._log.clear()
-
-  def statuses(self) -> List[Optional[int]]:
-    return [r.status for r in self.requests]
-
-  def max_in_flight(self) -> int:
-    return max((r.in_flight for r in self.requests), default=0)
-
-  def max_in_window(self, window_s: float = 1.0) -> int:
-    """Most arrivals in any half-open window [t, t + window_s)."""
-    times = sorted(r.t for r in self.requests)
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-      while times[lo] <= t - window_s:
-        lo += 1
-      best = max(best, hi - lo + 1)
-    return best
+    self._add_failure(FailureRule(status, times, match, message))
 
   # Serving.
-  def _take_failure(self, content: Optional[str]) -> Optional[_Failure]:
-    with self._lock:
-      for rule in self._failures:
-        if rule.times is not None and rule.times <= 0:
-          continue
-        if rule.match is not None and (content is None or rule.match not in content):
-          continue
-        if rule.times is not None:
-          rule.times -= 1
-        return rule
-    return None
-
-  def _serve(self, handler: _Handler) -> None:
-    arrived = time.monotonic()
-    url = urlsplit(handler.path)
-    query = parse_qs(url.query)
-    length = int(handler.headers.get('Content-Length') or 0)
-    raw = handler.rfile.read(length) if length else b''
-    try:
-      body = json.loads(raw) if raw else {}
-    except ValueError:
-      body = None
+  def _inspect(self, request: HttpRequest) -> Tuple[RequestRecord, Dict[str, Any]]:
+    body = request.json
     document = body.get('document') if isinstance(body, dict) else None
     document = document if isinstance(document, dict) else {}
-    content = document.get('content')
-    api_key = handler.headers.get('x-goog-api-key') or (query.get('key') or [None])[0]
-    with self._lock:
-      self._in_flight += 1
-      record = RequestRecord(
-          t=arrived, path=url.path, content=content, language=document.get('language'),
-          in_flight=self._in_flight, api_key=api_key,
-          authorization=handler.headers.get('Authorization'), body=body, query=query)
-      self._log.append(record)
-    try:
-      if self.latency_s:
-        time.sleep(self.latency_s)
-      try:
-        status, payload = self._answer(handler.command, url.path, query, body, document, api_key)
-      except Exception as exc:  # a fake bug must still answer like the API
-        status, payload = _error(500, 'Internal error encountered: %r' % (exc,))
-      record.status = status
-      data = json.dumps(payload).encode('utf-8')
-      try:
-        handler.send_response(status)
-        handler.send_header('Content-Type', 'application/json; charset=UTF-8')
-        handler.send_header('Content-Length', str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-      except (BrokenPipeError, ConnectionResetError):
-        handler.close_connection = True  # the client gave up (its timeout)
-    finally:
-      with self._lock:
-        self._in_flight -= 1
+    record = RequestRecord(
+        t=request.t, path=request.path, content=document.get('content'),
+        language=document.get('language'), in_flight=0, api_key=request.api_key,
+        authorization=request.headers.get('Authorization'), body=body, query=request.query)
+    return record, document
 
-  def _answer(self, method: str, path: str, query: Dict[str, List[str]], body: Any,
-              document: Dict[str, Any], api_key: Optional[str]) -> Tuple[int, Dict[str, Any]]:
-    if self.required_api_key is not None:
-      if not api_key:
-        return _error(403, 'Method doesn\'t allow unregistered callers (callers without '
-                           'established identity). Please use API Key or other form of API '
-                           'consumer identity to call this API.')
-      if api_key != self.required_api_key:
-        return _error(400, 'API key not valid. Please pass a valid API key.')
+  def _answer(self, request: HttpRequest, document: Dict[str, Any],
+              headers: Dict[str, str]) -> Tuple[int, Dict[str, Any]]:
+    method, path, body, query = request.method, request.path, request.json, request.query
+    key_error = self._key_error(request.api_key)
+    if key_error is not None:
+      return key_error
     if path not in (SENTIMENT_PATH, ENTITIES_PATH) or method != 'POST':
-      return _error(404, 'Method not found.' if method == 'POST' else
-                    'The requested URL %s was not found on this server.' % path)
+      return self._error(404, 'Method not found.' if method == 'POST' else
+                         'The requested URL %s was not found on this server.' % path)
     if body is None:
-      return _error(400, 'Invalid JSON payload received.')
-    failure = self._take_failure(document.get('content'))
-    if failure is not None:
-      return _error(failure.status, failure.message)
+      return self._error(400, 'Invalid JSON payload received.')
     content = document.get('content')
+    failure = self._take_failure(lambda match: content is not None and match in content)
+    if failure is not None:
+      return self._failed(failure, headers)
     if not content:
-      return _error(400, 'One of content, or gcs_content_uri must be set.')
+      return self._error(400, 'One of content, or gcs_content_uri must be set.')
     doc_type = document.get('type')
     if doc_type not in (1, 'PLAIN_TEXT', 2, 'HTML'):
-      return _error(400, 'Invalid document type.')
+      return self._error(400, 'Invalid document type.')
     language = document.get('language') or 'en'
     feature = 'document_sentiment' if path == SENTIMENT_PATH else 'entity'
     if language in self.unsupported_languages:
-      return _error(400, 'The language %s is not supported for %s analysis.' % (language, feature))
+      return self._error(
+          400, 'The language %s is not supported for %s analysis.' % (language, feature))
     encoding = body.get('encodingType', 0)
     encoding = ENCODING_TYPES.get(encoding, encoding) if isinstance(encoding, int) else encoding
     numeric = any('enum-encoding=int' in v for v in query.get('$alt', []))
     if path == SENTIMENT_PATH:
       return 200, _sentiment_response(content, language, encoding)
     return 200, _entities_response(content, language, encoding, numeric)
-
-
-def _error(status: int, message: Optional[str] = None) -> Tuple[int, Dict[str, Any]]:
-  return status, {'error': {
-      'code': status, 'message': message or DEFAULT_MESSAGES.get(status, 'Error'),
-      'status': STATUS_NAMES.get(status, 'UNKNOWN')}}
 
 
 def _sentiment_response(content: str, language: str, encoding: str) -> Dict[str, Any]:

@@ -27,15 +27,13 @@ import binascii
 import dataclasses
 import hashlib
 import io
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from tests import fake_http
+from tests.fake_http import FailureRule, FakeGoogleApi, HttpRequest, use_once
 
 ANNOTATE_PATH = '/v1/images:annotate'
 MAX_IMAGES = 16
@@ -73,21 +71,8 @@ LABELS = {  # description: (mid, score)
     'Sunglasses': ('/m/017ftj', 0.93),
 }
 
-STATUS_NAMES = {
-    400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED',
-    404: 'NOT_FOUND', 413: 'INVALID_ARGUMENT', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL',
-    502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED'}
-DEFAULT_MESSAGES = {
-    400: 'Request contains an invalid argument.',
-    401: 'Request had invalid authentication credentials.',
-    403: 'The caller does not have permission',
-    404: 'Requested entity was not found.',
-    429: "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute' of "
-         "service 'vision.googleapis.com'.",
-    500: 'Internal error encountered.',
-    502: 'Bad Gateway',
-    503: 'The service is currently unavailable.',
-    504: 'Deadline expired before operation could complete.'}
+STATUS_NAMES = {**fake_http.STATUS_NAMES, 413: 'INVALID_ARGUMENT'}
+DEFAULT_MESSAGES = fake_http.default_messages('vision.googleapis.com')
 RPC_CODE_NAMES = {3: 'INVALID_ARGUMENT', 4: 'DEADLINE_EXCEEDED', 8: 'RESOURCE_EXHAUSTED',
                   13: 'INTERNAL', 14: 'UNAVAILABLE'}
 
@@ -271,77 +256,26 @@ class RequestRecord:
 
 
 @dataclasses.dataclass
-class _Failure:
-  status: int
-  times: Optional[int]
-  match: Optional[str]
-  message: Optional[str]
-  retry_after: Optional[float]
-
-
-@dataclasses.dataclass
 class _ImageFailure:
   code: int
   message: str
   times: Optional[int]
 
 
-class _Server(ThreadingHTTPServer):
-  daemon_threads = True
-  request_queue_size = 128
-  fake: 'FakeVisionApi'
-
-
-class _Handler(BaseHTTPRequestHandler):
-  protocol_version = 'HTTP/1.1'  # keep-alive, as httplib2 expects
-  disable_nagle_algorithm = True
-  timeout = 30
-  server: _Server
-
-  def log_message(self, format, *args):  # quiet test output
-    pass
-
-  def do_POST(self):
-    self.server.fake._serve(self)
-
-  def do_GET(self):
-    self.server.fake._serve(self)
-
-
-class FakeVisionApi:
+class FakeVisionApi(FakeGoogleApi[RequestRecord]):
   """`with FakeVisionApi() as fake: VisionApi(endpoint=fake.endpoint)`."""
+  service = 'vision.googleapis.com'
+  status_names = STATUS_NAMES
+  default_messages = DEFAULT_MESSAGES
+  invalid_key_reason = 'API_KEY_INVALID'
 
   def __init__(self, latency_s: float = 0.0, required_api_key: Optional[str] = None,
                max_images: int = MAX_IMAGES, max_request_bytes: int = MAX_REQUEST_BYTES):
-    self.latency_s = latency_s
-    self.required_api_key = required_api_key
+    super().__init__(latency_s, required_api_key)
     self.max_images = max_images
     self.max_request_bytes = max_request_bytes
-    self._lock = threading.Lock()
-    self._log: List[RequestRecord] = []
-    self._failures: List[_Failure] = []
     self._image_failures: Dict[str, _ImageFailure] = {}
     self._responses: Dict[str, Dict[str, Any]] = {}
-    self._in_flight = 0
-    self._server: Optional[_Server] = None
-    self._thread: Optional[threading.Thread] = None
-    self.endpoint = ''
-
-  def __enter__(self) -> 'FakeVisionApi':
-    self._server = _Server(('127.0.0.1', 0), _Handler)
-    self._server.fake = self
-    self.endpoint = 'http://127.0.0.1:%d' % self._server.server_address[1]
-    self._thread = threading.Thread(
-        target=self._server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    self._thread.start()
-    return self
-
-  def __exit__(self, *exc_info) -> None:
-    if self._server is not None:
-      self._server.shutdown()
-      self._server.server_close()
-      self._thread.join(5)
-      self._server = None
 
   # Canned answers and fault injection.
   def respond(self, image: Union[bytes, str], response: Dict[str, Any]) -> None:
@@ -353,9 +287,8 @@ class FakeVisionApi:
            message: Optional[str] = None, retry_after: Optional[float] = None) -> None:
     """Answer HTTP `status` to the next `times` requests (None: all), or only to those holding
     the image `match` (bytes or sha256). Rules are tried in the order they were added."""
-    with self._lock:
-      self._failures.append(_Failure(
-          status, times, None if match is None else content_sha256(match), message, retry_after))
+    self._add_failure(FailureRule(
+        status, times, None if match is None else content_sha256(match), message, retry_after))
 
   def fail_image(self, image: Union[bytes, str], code: int = 14,
                  message: str = 'Service temporarily unavailable.',
@@ -369,61 +302,14 @@ class FakeVisionApi:
       self._failures.clear()
       self._image_failures.clear()
 
-  # Observation.
-  @property
-  def requests(self) -> List[RequestRecord]:
-    with self._lock:
-      return list(self._log)
-
-  def reset_log(self) -> None:
-    with self._lock:
-      self._log.clear()
-
-  def statuses(self) -> List[Optional[int]]:
-    return [r.status for r in self.requests]
-
-  def max_in_window(self, window_s: float = 1.0) -> int:
-    """Most arrivals in any half-open window [t, t + window_s)."""
-    times = sorted(r.t for r in self.requests)
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-      while times[lo] <= t - window_s:
-        lo += 1
-      best = max(best, hi - lo + 1)
-    return best
-
   # Serving.
-  def _take_failure(self, shas: Sequence[str]) -> Optional[_Failure]:
-    with self._lock:
-      for rule in self._failures:
-        if rule.times is not None and rule.times <= 0:
-          continue
-        if rule.match is not None and rule.match not in shas:
-          continue
-        if rule.times is not None:
-          rule.times -= 1
-        return rule
-    return None
-
   def _take_image_failure(self, sha: str) -> Optional[_ImageFailure]:
     with self._lock:
       rule = self._image_failures.get(sha)
-      if rule is None or (rule.times is not None and rule.times <= 0):
-        return None
-      if rule.times is not None:
-        rule.times -= 1
-      return rule
+      return rule if rule is not None and use_once(rule) else None
 
-  def _serve(self, handler: _Handler) -> None:
-    arrived = time.monotonic()
-    url = urlsplit(handler.path)
-    query = parse_qs(url.query)
-    length = int(handler.headers.get('Content-Length') or 0)
-    raw = handler.rfile.read(length) if length else b''
-    try:
-      body = json.loads(raw) if raw else {}
-    except ValueError:
-      body = None
+  def _inspect(self, request: HttpRequest) -> Tuple[RequestRecord, Any]:
+    body = request.json
     items = body.get('requests') if isinstance(body, dict) else None
     items = items if isinstance(items, list) else []
     contents: List[Optional[bytes]] = []
@@ -439,72 +325,39 @@ class FakeVisionApi:
     first = items[0] if items and isinstance(items[0], dict) else {}
     features = tuple((f.get('type'), f.get('maxResults'))
                      for f in first.get('features') or () if isinstance(f, dict))
-    api_key = handler.headers.get('x-goog-api-key') or (query.get('key') or [None])[0]
-    with self._lock:
-      self._in_flight += 1
-      record = RequestRecord(
-          t=arrived, path=url.path, query=query, api_key=api_key,
-          authorization=handler.headers.get('Authorization'), body_bytes=len(raw),
-          images=len(items), image_sha256=shas, features=features, in_flight=self._in_flight)
-      self._log.append(record)
-    try:
-      if self.latency_s:
-        time.sleep(self.latency_s)
-      headers: Dict[str, str] = {}
-      try:
-        status, payload = self._answer(handler.command, url.path, raw, body, items, contents,
-                                       shas, api_key, headers)
-      except Exception as exc:  # a fake bug must still answer like the API
-        status, payload = _error(500, 'Internal error encountered: %r' % (exc,))
-      record.status = status
-      data = json.dumps(payload).encode('utf-8')
-      try:
-        handler.send_response(status)
-        handler.send_header('Content-Type', 'application/json; charset=UTF-8')
-        handler.send_header('Content-Length', str(len(data)))
-        for name, value in headers.items():
-          handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
-      except (BrokenPipeError, ConnectionResetError):
-        handler.close_connection = True  # the client gave up (its timeout)
-    finally:
-      with self._lock:
-        self._in_flight -= 1
+    record = RequestRecord(
+        t=request.t, path=request.path, query=request.query, api_key=request.api_key,
+        authorization=request.headers.get('Authorization'), body_bytes=len(request.raw),
+        images=len(items), image_sha256=shas, features=features, in_flight=0)
+    return record, (items, contents, shas)
 
-  def _answer(self, method: str, path: str, raw: bytes, body: Any, items: List[Any],
-              contents: List[Optional[bytes]], shas: Tuple[str, ...], api_key: Optional[str],
+  def _answer(self, request: HttpRequest, parsed: Any,
               headers: Dict[str, str]) -> Tuple[int, Dict[str, Any]]:
-    if self.required_api_key is not None:
-      if not api_key:
-        return _error(403, "Method doesn't allow unregistered callers (callers without "
-                           'established identity). Please use API Key or other form of API '
-                           'consumer identity to call this API.')
-      if api_key != self.required_api_key:
-        return _error(400, 'API key not valid. Please pass a valid API key.',
-                      reason='API_KEY_INVALID')
-    if path != ANNOTATE_PATH or method != 'POST':
-      return _error(404, 'The requested URL %s was not found on this server.' % path)
-    if len(raw) > self.max_request_bytes:
-      return _error(400, 'Request payload size exceeds the limit: %d bytes.'
-                    % self.max_request_bytes)
-    if not isinstance(body, dict):
-      return _error(400, 'Invalid JSON payload received.')
-    failure = self._take_failure(shas)
+    items, contents, shas = parsed
+    key_error = self._key_error(request.api_key)
+    if key_error is not None:
+      return key_error
+    if request.path != ANNOTATE_PATH or request.method != 'POST':
+      return self._error(404, 'The requested URL %s was not found on this server.'
+                         % request.path)
+    if len(request.raw) > self.max_request_bytes:
+      return self._error(400, 'Request payload size exceeds the limit: %d bytes.'
+                         % self.max_request_bytes)
+    if not isinstance(request.json, dict):
+      return self._error(400, 'Invalid JSON payload received.')
+    failure = self._take_failure(lambda match: match in shas)
     if failure is not None:
-      if failure.retry_after is not None:
-        headers['Retry-After'] = '%g' % failure.retry_after
-      return _error(failure.status, failure.message)
+      return self._failed(failure, headers)
     if not items:
-      return _error(400, 'No requests specified.')
+      return self._error(400, 'No requests specified.')
     if len(items) > self.max_images:
-      return _error(400, 'Too many images per request. Max is %d.' % self.max_images)
+      return self._error(400, 'Too many images per request. Max is %d.' % self.max_images)
     for i, item in enumerate(items):
       image = item.get('image') if isinstance(item, dict) else None
       content = image.get('content') if isinstance(image, dict) else None
       if isinstance(content, str) and contents[i] is None:
-        return _error(400, "Invalid value at 'requests[%d].image.content' (TYPE_BYTES), "
-                      'Base64 decoding failed for "%s"' % (i, content[:32]))
+        return self._error(400, "Invalid value at 'requests[%d].image.content' (TYPE_BYTES), "
+                           'Base64 decoding failed for "%s"' % (i, content[:32]))
     return 200, {'responses': [self._annotate(item, content)
                                for item, content in zip(items, contents, strict=True)]}
 
@@ -526,15 +379,3 @@ class FakeVisionApi:
     if not features:
       return {'error': {'code': 3, 'message': 'No feature specified.'}}
     return annotate_image(content, features)
-
-
-def _error(status: int, message: Optional[str] = None,
-           reason: Optional[str] = None) -> Tuple[int, Dict[str, Any]]:
-  error: Dict[str, Any] = {
-      'code': status, 'message': message or DEFAULT_MESSAGES.get(status, 'Error'),
-      'status': STATUS_NAMES.get(status, 'UNKNOWN')}
-  if reason:
-    error['details'] = [{'@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-                         'reason': reason, 'domain': 'googleapis.com',
-                         'metadata': {'service': 'vision.googleapis.com'}}]
-  return status, {'error': error}
