@@ -16,7 +16,8 @@ EXTRAS = {
     # Heavy stacks are opt-in so a job that does not need them never imports them.
     'tf': ['tensorflow==2.21.0', 'tensorflow-hub==0.16.1', 'setuptools<81'],
     # face_dataset: Haar cascades (4.x ships them; 5.0 does not), Vision API discovery client.
-    'vision': ['opencv-python-headless<5', 'Pillow>=10', 'google-api-python-client>=2.100'],
+    'vision': ['opencv-python-headless<5', 'Pillow>=10', 'google-api-python-client>=2.100',
+               'requests>=2.28'],  # PubFig-style URL lists: downloads with timeouts and caps
     'dev': ['pytest>=8', 'duckdb>=1.1', 'ruff>=0.6'],
 }
 
