@@ -125,6 +125,23 @@ class _Handler(BaseHTTPRequestHandler):
 Record = TypeVar('Record')  # a dataclass with (at least) t, in_flight and status
 
 
+def serve_in_thread(fake: Any, server_class, handler_class) -> Tuple[Any, threading.Thread, str]:
+  """Start `server_class` on 127.0.0.1 (a free port) with `fake` as its `.fake`, serving in
+  a daemon thread; returns (server, thread, 'http://127.0.0.1:PORT')."""
+  server = server_class(('127.0.0.1', 0), handler_class)
+  server.fake = fake
+  thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05},
+                            daemon=True)
+  thread.start()
+  return server, thread, 'http://127.0.0.1:%d' % server.server_address[1]
+
+
+def stop_serving(server, thread: threading.Thread) -> None:
+  server.shutdown()
+  server.server_close()
+  thread.join(5)
+
+
 class FakeHttpServer(Generic[Record]):
   """A local server, started by `with`, at `endpoint` ('http://127.0.0.1:PORT').
 
@@ -145,19 +162,12 @@ class FakeHttpServer(Generic[Record]):
     self.endpoint = ''
 
   def __enter__(self) -> Self:
-    self._server = _Server(('127.0.0.1', 0), _Handler)
-    self._server.fake = self
-    self.endpoint = 'http://127.0.0.1:%d' % self._server.server_address[1]
-    self._thread = threading.Thread(
-        target=self._server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    self._thread.start()
+    self._server, self._thread, self.endpoint = serve_in_thread(self, _Server, _Handler)
     return self
 
   def __exit__(self, *exc_info) -> None:
     if self._server is not None:
-      self._server.shutdown()
-      self._server.server_close()
-      self._thread.join(5)
+      stop_serving(self._server, self._thread)
       self._server = None
 
   # Fault rules (subclasses' `fail` adds them).

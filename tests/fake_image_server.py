@@ -27,6 +27,8 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 from PIL import Image
 
+from tests.fake_http import serve_in_thread, stop_serving
+
 ENDLESS_LIMIT = 256 * 1024 * 1024  # an "endless" body stops here if the client never hangs up
 
 
@@ -107,19 +109,12 @@ class FakeImageServer:
     self.base = ''
 
   def __enter__(self) -> 'FakeImageServer':
-    self._server = _Server(('127.0.0.1', 0), _Handler)
-    self._server.fake = self
-    self.base = 'http://127.0.0.1:%d' % self._server.server_address[1]
-    self._thread = threading.Thread(
-        target=self._server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    self._thread.start()
+    self._server, self._thread, self.base = serve_in_thread(self, _Server, _Handler)
     return self
 
   def __exit__(self, *exc_info) -> None:
     if self._server is not None:
-      self._server.shutdown()
-      self._server.server_close()
-      self._thread.join(5)
+      stop_serving(self._server, self._thread)
       self._server = None
 
   def url(self, path: str) -> str:
