@@ -20,14 +20,13 @@ backends agree where it matters even if Vision's sign were the other way.
 import io
 import math
 import os
-import threading
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from apache_beam.utils import shared
 from PIL import Image
 
 from transforms import images
+from transforms.shared_api import SharedApi
 
 FACE_CASCADE = 'haarcascade_frontalface_default.xml'
 EYE_CASCADE = 'haarcascade_eye.xml'
@@ -233,24 +232,12 @@ class VisionDetector:
       raise ValueError('max_upload_px and max_results must be >= 1')
     self.max_upload_px = max_upload_px
     self.max_results = max_results
-    self._api_key_env = api_key_env
-    self._options = vision_api_options
-    self._shared = shared.Shared()
+    from transforms.vision_api import VisionApi
+    self._shared_api = SharedApi(VisionApi, vision_api_options, api_key_env)
     self._client = None
 
   def setup(self) -> None:
-    self._client = self._shared.acquire(self._connect, tag=repr(sorted(
-        (k, v) for k, v in self._options.items() if k not in ('api_key', 'credentials'))))
-
-  def _connect(self) -> '_SharedVision':
-    from transforms.vision_api import VisionApi
-    options = dict(self._options)
-    if not options.get('api_key') and self._api_key_env:
-      # Read on the worker: a key from the launcher would be pickled into the job graph.
-      options['api_key'] = os.environ.get(self._api_key_env) or None
-    api = VisionApi(**options)
-    api.connect()
-    return _SharedVision(api)
+    self._client = self._shared_api.acquire()
 
   def close(self) -> None:
     self._client = None  # the shared client lives as long as the process
@@ -284,24 +271,6 @@ class VisionDetector:
       labels = tuple(description.lower() for description, _ in result.labels)
       out[i] = Detection(faces, labels, self.name)
     return out
-
-
-class _SharedVision:
-  """A VisionApi shared by a process's DoFn instances (weakly referenceable, as
-  beam.utils.shared needs), with the counts already reported."""
-
-  def __init__(self, api):
-    self.api = api
-    self._reported = {}
-    self._lock = threading.Lock()
-
-  def take_stats(self) -> dict:
-    with self._lock:
-      now = self.api.stats.snapshot()
-      delta = {k: v - self._reported.get(k, 0) for k, v in now.items()
-               if v != self._reported.get(k, 0)}
-      self._reported = now
-      return delta
 
 
 def _angle_text(value: float) -> str:

@@ -7,14 +7,11 @@ package: no download at run time): its `compound` is the score, and the magnitud
 sum of the sentences' absolute compounds, as the API sums its sentences. VADER reads
 English only; other languages are refused like the API refuses unsupported ones.
 """
-import os
 import re
-import threading
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from apache_beam.utils import shared
-
 from transforms import tweets
+from transforms.shared_api import SharedApi
 
 API_KEY_ENV = 'LANGUAGE_API_KEY'
 
@@ -85,26 +82,14 @@ class ApiSentiment:
 
   def __init__(self, entities: str = 'local', api_key_env: Optional[str] = API_KEY_ENV,
                **api_options):
+    from transforms.language_api import LanguageApi
     self._entities = entities
-    self._api_key_env = api_key_env
-    self._options = api_options
-    self._shared = shared.Shared()  # one client, rate limit and pool per worker process
+    # One client, rate limit and connection pool per worker process.
+    self._shared_api = SharedApi(LanguageApi, api_options, api_key_env)
     self._client = None
 
   def setup(self):
-    self._client = self._shared.acquire(self._connect, tag=repr(sorted(
-        (k, v) for k, v in self._options.items() if k != 'api_key')))
-
-  def _connect(self):
-    from transforms.language_api import LanguageApi
-    options = dict(self._options)
-    if not options.get('api_key') and self._api_key_env:
-      # Read on the worker: a key from the launcher's environment would be pickled into
-      # the job graph.
-      options['api_key'] = os.environ.get(self._api_key_env) or None
-    api = LanguageApi(**options)
-    api.connect()
-    return _SharedClient(api)
+    self._client = self._shared_api.acquire()
 
   def close(self):
     pass  # the shared client lives as long as the process
@@ -135,21 +120,3 @@ class ApiSentiment:
                  else _local_terms(text, self._entities))
         out.append(Analysis(scores[i].score, scores[i].magnitude, terms))
     return out
-
-
-class _SharedClient:
-  """A LanguageApi shared by every DoFn instance of a process (weakly referenceable, as
-  beam.utils.shared needs), with the counts already reported."""
-
-  def __init__(self, api):
-    self.api = api
-    self._reported = {}
-    self._lock = threading.Lock()
-
-  def take_stats(self):
-    with self._lock:
-      now = self.api.stats.snapshot()
-      delta = {k: v - self._reported.get(k, 0) for k, v in now.items()
-               if v != self._reported.get(k, 0)}
-      self._reported = now
-      return delta
