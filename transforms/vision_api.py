@@ -8,7 +8,7 @@ connections are not thread-safe.
 `annotate(images)` packs images into as few `images:annotate` calls as the API allows (at most
 `max_batch_images` images and `max_request_bytes` of JSON body each) and returns one result per
 image, in input order: an `Annotation`, or a `PermanentError` / `RetriesExhausted` (the error
-classes of `transforms.language_api`, so jobs dead-letter both APIs the same way) in its place.
+classes of `transforms.shared_api`, so jobs dead-letter both APIs the same way) in its place.
 
 Every HTTP attempt, retries included, first takes a token from the instance's `RateLimiter`.
 The library's own retry is off (`execute(num_retries=0)`): it would resend outside the limiter.
@@ -38,8 +38,8 @@ from google.auth import exceptions as auth_exceptions
 from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 
-from transforms.language_api import (
-    ApiStats, LanguageApiError, PermanentError, RateLimiter, RetriesExhausted, resolve_endpoint)
+from transforms.shared_api import (
+    ApiError, ApiStats, PermanentError, RateLimiter, RetriesExhausted, resolve_endpoint)
 
 __all__ = ['Annotation', 'Face', 'Landmark', 'PermanentError', 'RetriesExhausted', 'Vertex',
            'VisionApi', 'VisionStats', 'parse_response']
@@ -327,7 +327,7 @@ class VisionApi:
     return len('{"requests": []}') + sum(entry_sizes) + 2 * max(len(entry_sizes) - 1, 0)
 
   def annotate(self, images: Sequence[bytes], features: Sequence[str] = DEFAULT_FEATURES,
-               max_results: int = 10) -> List[Union[Annotation, LanguageApiError]]:
+               max_results: int = 10) -> List[Union[Annotation, ApiError]]:
     """Annotations for `images` (encoded JPEG/PNG/... bytes) in input order, with a
     PermanentError or RetriesExhausted in place of each image that got none.
 
@@ -370,7 +370,7 @@ class VisionApi:
       self._send(batch, entries, results)
     return results
 
-  def _fail(self, results: List[Any], indices: Sequence[int], error: LanguageApiError) -> None:
+  def _fail(self, results: List[Any], indices: Sequence[int], error: ApiError) -> None:
     kind = 'exhausted' if isinstance(error, RetriesExhausted) else 'permanent_failures'
     self.stats.add(kind, len(indices))
     for i in indices:
@@ -470,7 +470,7 @@ class VisionApi:
       pending = again
 
 
-def _chained(error: LanguageApiError, cause: BaseException) -> LanguageApiError:
+def _chained(error: ApiError, cause: BaseException) -> ApiError:
   error.__cause__ = cause
   return error
 
