@@ -10,6 +10,7 @@ JOBS = {
     'log_analytics': 'Cloud Logging exports -> log table, per-window metrics, alerts',
     'iot_telemetry': 'device telemetry -> readings, sliding-window stats, Bigtable rows, rule commands',
     'tweet_sentiment': 'tweets -> sentiment per tweet, per-window sentiment and top terms per keyword',
+    'face_dataset': 'photo folders or URL lists -> deduplicated, filtered face crops, train/validate split',
 }
 
 

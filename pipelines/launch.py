@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from typing import Callable, Dict, List, Optional, Type
+from typing import Any, Callable, Dict, List, Optional, Sequence, Type
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -28,6 +28,10 @@ def sample_input(job: str) -> str:
   return os.path.join(SAMPLES_DIR, job, '*.json*')
 
 
+def default_output(job: str) -> str:
+  return os.path.join('output', job)
+
+
 def counters(result: PipelineResult, job: str) -> Dict[str, int]:
   """The job's counters from a finished pipeline (committed where the runner has them)."""
   out = {}
@@ -37,12 +41,14 @@ def counters(result: PipelineResult, job: str) -> Dict[str, int]:
   return dict(sorted(out.items()))
 
 
-def _clear_tables(output: str, job: str):
-  """Directory outputs are replaced, so a rerun never leaves stale shards in a glob."""
-  for table in schemas.tables(job):
-    matches = FileSystems.match([table_glob(output, table)])[0].metadata_list
-    if matches:
-      FileSystems.delete([m.path for m in matches])
+def _clear_outputs(output: str, job: str, files: Sequence[str] = ()):
+  """Directory outputs are replaced, so a rerun never leaves stale shards in a glob (nor
+  stale files of `files`, globs relative to `output`)."""
+  patterns = [table_glob(output, table) for table in schemas.tables(job)]
+  patterns += [FileSystems.join(output, pattern) for pattern in files]
+  for result in FileSystems.match(patterns):
+    if result.metadata_list:
+      FileSystems.delete([m.path for m in result.metadata_list])
 
 
 def _write_metrics(output: str, values: Dict[str, int]):
@@ -61,6 +67,10 @@ def summary_text(job: str, values: Dict[str, int], output: str) -> str:
   return '\n'.join(lines)
 
 
+# (pipeline, --input or the default input, options) -> what the job's build() takes
+Reader = Callable[[beam.Pipeline, Optional[str], PipelineOptions], Any]
+
+
 class JobPlan:
   """A job's pipeline, built but not run, with what run_job needs to report on it."""
 
@@ -75,19 +85,23 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
               build: Callable[[beam.PCollection, PipelineOptions, bool],
                               Dict[str, beam.PCollection]],
               argv: Optional[List[str]], save_main_session: bool = True,
-              description: Optional[str] = None) -> JobPlan:
+              description: Optional[str] = None, read: Optional[Reader] = None,
+              default_input: Optional[str] = None) -> JobPlan:
   """Parse `argv` and wire ReadRecords -> build(records) -> WriteTables (no I/O yet).
 
-  `options_cls` holds the job's own flags; the shared ones are JobOptions'.
+  `options_cls` holds the job's own flags; the shared ones are JobOptions'. A job whose
+  input is not records (face_dataset reads images) passes its own `read(pipeline, source,
+  options)`, and `default_input` when its bundled sample is not `samples/<job>/*.json*`.
   """
   options = parse_options(options_cls, argv, 'python -m pipelines.%s' % job, description)
   job_options = options.view_as(JobOptions)
-  source = job_options.input or (None if job_options.input_table else sample_input(job))
+  source = job_options.input or (
+      None if job_options.input_table else default_input or sample_input(job))
   standard = options.view_as(StandardOptions)
   if is_pubsub(source):
     standard.streaming = True  # an unbounded source needs a streaming pipeline
   streaming = bool(standard.streaming)
-  output = job_options.output or os.path.join('output', job)
+  output = job_options.output or default_output(job)
   options.view_as(SetupOptions).save_main_session = save_main_session
   local = standard.runner in (None, 'DirectRunner', 'direct', 'FnApiRunner')
   if local and is_pubsub(source) and job_options.id_label:
@@ -95,9 +109,12 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
                      'locally (duplicates are still dropped by content) or on Dataflow')
 
   pipeline = beam.Pipeline(options=options)
-  records = pipeline | 'Read' >> ReadRecords(
-      source, job_options.input_table, job=job, id_label=job_options.id_label,
-      timestamp_attribute=job_options.timestamp_attribute)
+  if read is None:
+    records = pipeline | 'Read' >> ReadRecords(
+        source, job_options.input_table, job=job, id_label=job_options.id_label,
+        timestamp_attribute=job_options.timestamp_attribute)
+  else:
+    records = read(pipeline, source, options)
   tables = build(records, options, streaming)
   tables | 'Write' >> WriteTables(output, job, streaming, job_options.table_prefix)
   return JobPlan(pipeline, output, local, standard.runner)
@@ -132,12 +149,16 @@ def run_job(job: str, options_cls: Type[PipelineOptions],
             build: Callable[[beam.PCollection, PipelineOptions, bool],
                             Dict[str, beam.PCollection]],
             argv: Optional[List[str]], save_main_session: bool,
-            description: Optional[str] = None) -> PipelineResult:
-  """Build the job, run it; locally, wait and report its counters."""
-  plan = build_job(job, options_cls, build, argv, save_main_session, description)
+            description: Optional[str] = None, read: Optional[Reader] = None,
+            default_input: Optional[str] = None,
+            output_files: Sequence[str] = ()) -> PipelineResult:
+  """Build the job, run it; locally, wait and report its counters. `output_files` are
+  globs (relative to --output) of the job's files besides its tables, replaced too."""
+  plan = build_job(job, options_cls, build, argv, save_main_session, description, read,
+                   default_input)
   check_cloud_options(plan, plan.pipeline.options)
   if plan.local and not is_bigquery_dataset(plan.output):
-    _clear_tables(plan.output, job)
+    _clear_outputs(plan.output, job, output_files)
   result = plan.pipeline.run()
   if not plan.local:
     logging.info('Submitted %s to %s', job, plan.runner)

@@ -31,6 +31,20 @@ def non_negative(value: str) -> float:
   return _number(value, lambda n: n >= 0, '>= 0')
 
 
+def positive_int(value: str) -> int:
+  try:
+    number = int(value)
+  except ValueError:
+    raise argparse.ArgumentTypeError('must be a whole number > 0, got %s' % value) from None
+  if number <= 0:
+    raise argparse.ArgumentTypeError('must be a whole number > 0, got %s' % value)
+  return number
+
+
+def fraction(value: str) -> float:
+  return _number(value, lambda n: 0 <= n <= 1, 'within [0, 1]')
+
+
 def score(value: str) -> float:
   """A sentiment score or threshold, within [-1, 1]."""
   return _number(value, lambda n: -1 <= n <= 1, 'within [-1, 1]')
@@ -66,6 +80,12 @@ class JobOptions(PipelineOptions):
         '--dedupe_ttl', type=positive, default=3600,
         help='Streaming: remember each record\'s identity for N seconds after it first '
         'came to drop redeliveries and retries (default 3600).')
+    group.add_argument(
+        '--api_key', default=None,
+        help='An API key for the job\'s Google API (Natural Language for tweet_sentiment, '
+        'Vision for face_dataset) instead of Application Default Credentials. Prefer '
+        'LANGUAGE_API_KEY / VISION_API_KEY in the workers\' environment: it is read there, '
+        'while this flag is stored in the job graph.')
     group = parser.add_argument_group('windowing (streaming)')
     group.add_argument(
         '--window', type=positive, default=None,

@@ -62,11 +62,6 @@ class TweetSentimentOptions(PipelineOptions):
         '--api_concurrency', type=positive, default=8,
         help='Concurrent Natural Language requests per worker process (default 8).')
     group.add_argument(
-        '--api_key', default=None,
-        help='An API key for Natural Language instead of Application Default Credentials. '
-        'Prefer LANGUAGE_API_KEY in the workers\' environment: it is read there, while '
-        'this flag is stored in the job graph.')
-    group.add_argument(
         '--language_endpoint', default=None,
         help='Natural Language endpoint, e.g. http://127.0.0.1:8080 for a local server '
         '(which needs no credentials). Default: language.googleapis.com.')
@@ -92,7 +87,7 @@ def _csv(text: Optional[str]):
   return [part.strip() for part in (text or '').split(',') if part.strip()]
 
 
-def backend_from_options(opts: TweetSentimentOptions):
+def backend_from_options(opts: TweetSentimentOptions, api_key: Optional[str] = None):
   if opts.positive_threshold <= opts.negative_threshold:
     raise ConfigError('--positive_threshold (%g) must be above --negative_threshold (%g)'
                       % (opts.positive_threshold, opts.negative_threshold))
@@ -101,7 +96,7 @@ def backend_from_options(opts: TweetSentimentOptions):
       raise ConfigError('--entities api needs --sentiment_backend api')
     return sentiment.LocalSentiment(opts.entities)
   return sentiment.ApiSentiment(
-      opts.entities, endpoint=opts.language_endpoint, api_key=opts.api_key,
+      opts.entities, endpoint=opts.language_endpoint, api_key=api_key,
       qps=opts.api_qps, max_concurrency=int(opts.api_concurrency),
       max_attempts=int(opts.api_max_attempts))
 
@@ -164,7 +159,7 @@ class TweetSentiment(beam.PTransform):
 def _build(records, options: PipelineOptions, streaming: bool):
   opts = options.view_as(TweetSentimentOptions)
   job_options = options.view_as(JobOptions)
-  backend = backend_from_options(opts)
+  backend = backend_from_options(opts, job_options.api_key)
   tables = records | 'TweetSentiment' >> TweetSentiment(
       backend,
       Windowing.from_options(job_options, streaming, batch_windows=True,

@@ -19,7 +19,7 @@ def test_clear_tables_removes_only_the_jobs_table_files(tmp_path):
     path = tmp_path / relative
     path.parent.mkdir(exist_ok=True)
     path.write_text('{}\n')
-  launch._clear_tables(str(tmp_path), 'game_analytics')
+  launch._clear_outputs(str(tmp_path), "game_analytics")
   left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*') if p.is_file())
   assert left == ['_metrics.json', 'events/notes.txt', 'other_table/x.json']
 

@@ -65,6 +65,15 @@ def error_row(job: str, stage: str, error: str, element: Any,
   }
 
 
+def dead_letter(job: str, stage: str, error: str, element: Any,
+                processing_time: float) -> Dict[str, Any]:
+  """`error_row`, counted as `errors` and `errors_<stage>`: for steps that sort their
+  failures themselves (a batch call whose elements fail one by one)."""
+  Metrics.counter(job, 'errors').inc()
+  Metrics.counter(job, 'errors_' + stage).inc()
+  return error_row(job, stage, error, element, processing_time)
+
+
 def reason(exc_type: type, exc_repr: str, formatted_traceback) -> str:
   """A readable reason from what `with_exception_handling` hands over."""
   last = formatted_traceback[-1].strip() if formatted_traceback else exc_repr
@@ -80,14 +89,10 @@ class _ToErrorRow(beam.DoFn):
     self._job = job
     self._stage = stage
     self._clock = clock
-    self._errors = Metrics.counter(job, 'errors')
-    self._stage_errors = Metrics.counter(job, 'errors_' + stage)
 
   def process(self, failure):
     element, (exc_type, exc_repr, formatted_traceback) = failure
-    self._errors.inc()
-    self._stage_errors.inc()
-    yield error_row(self._job, self._stage, reason(exc_type, exc_repr, formatted_traceback),
+    yield dead_letter(self._job, self._stage, reason(exc_type, exc_repr, formatted_traceback),
                     element, self._clock())
 
 

@@ -78,6 +78,17 @@ def _clamped_box(box: Sequence[float], fx: float, fy: float, width: int, height:
           min(max(round(right * fx), 0), width), min(max(round(bottom * fy), 0), height))
 
 
+def to_original(detection: Detection, copy_size: Tuple[int, int],
+                size: Tuple[int, int]) -> Detection:
+  """A detection made on a scaled copy (`copy_size`) with its boxes in the pixels of the
+  original (`size`), clamped to it."""
+  (width, height), (copy_w, copy_h) = size, copy_size
+  fx, fy = width / copy_w, height / copy_h
+  return detection._replace(faces=tuple(
+      face._replace(box=_clamped_box(face.box, fx, fy, width, height))
+      for face in detection.faces))
+
+
 def haar_confidence(level_weight: float) -> float:
   """A Haar detection's last-stage score (levelWeight) squashed into [0, 1], monotone.
 
@@ -137,6 +148,11 @@ class LocalDetector:
 
   def close(self) -> None:
     self._faces = self._eyes = None
+
+  @property
+  def max_input_px(self) -> Optional[int]:
+    """Images at most this long are detected as they are (callers may downscale first)."""
+    return self.max_detect_px
 
   def stats(self) -> dict:
     return {}
@@ -242,6 +258,11 @@ class VisionDetector:
   def close(self) -> None:
     self._client = None  # the shared client lives as long as the process
 
+  @property
+  def max_input_px(self) -> Optional[int]:
+    """Images at most this long are uploaded as they are (callers may downscale first)."""
+    return self.max_upload_px
+
   def stats(self) -> dict:
     """The process's Vision counts not reported yet (each count is reported once, whichever
     DoFn instance takes it)."""
@@ -265,11 +286,10 @@ class VisionDetector:
       if isinstance(result, Exception):
         out[i] = result
         continue
-      fx, fy = width / up_w, height / up_h
-      faces = tuple(DetectedFace(_clamped_box(f.box, fx, fy, width, height), f.roll, f.pan,
-                                 f.tilt, f.confidence) for f in result.faces)
       labels = tuple(description.lower() for description, _ in result.labels)
-      out[i] = Detection(faces, labels, self.name)
+      faces = tuple(DetectedFace(f.box, f.roll, f.pan, f.tilt, f.confidence)
+                    for f in result.faces)
+      out[i] = to_original(Detection(faces, labels, self.name), (up_w, up_h), (width, height))
     return out
 
 

@@ -1,0 +1,266 @@
+"""face_dataset: a photo collection -> a clean, balanced train/validate set of face crops.
+
+    python -m pipelines.face_dataset [--input 'photos/*/*' | --input dev_urls.txt]
+        [--output DIR|gs://BUCKET/DIR] [--detector local|vision] [--size 96]
+        [--validate_fraction 0.3] [--balance] [--max_faces 1] [--max_angle 20] ...
+
+Read (folders `<root>/<label>/<file>`, or PubFig-style URL lists fetched over HTTP) ->
+decode -> drop exact and near duplicates -> detect faces in batches (OpenCV Haar offline, or
+Cloud Vision) -> filter -> split by content hash -> optionally balance -> crop, resize, write
+JPEGs -> index files. Every image read ends in exactly one of `faces`, `rejects` (with a
+reason) or `errors`: `images_read = rows_faces + rows_rejects + errors`.
+"""
+import os
+import sys
+import time
+from typing import Optional
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.launch import JobPlan, build_job, default_output, main, run_job
+from pipelines.options import (ConfigError, JobOptions, fraction, non_negative, positive,
+                               positive_int)
+from transforms import dataset_files, dataset_split, face_detect, image_inputs, images, pubfig
+from transforms.face_crops import DecodeImages, DetectFaces, FaceFilter
+from transforms.image_dedupe import Duplicates
+from transforms.image_inputs import count_reject, reject_row
+from transforms.sinks import is_bigquery_dataset
+from transforms.sources import is_pubsub
+
+JOB = 'face_dataset'
+DESCRIPTION = ('Photos in <root>/<label>/ folders, or PubFig-style URL lists -> face crops '
+               'split into training/ and validate/, index files, and the faces, rejects '
+               'and errors tables.')
+SAMPLE_INPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'samples', JOB, '*',
+                            '*')
+HAAR_WINDOW_PX = 24  # the frontal cascade's window: the smallest face it can find
+DUPLICATE = 'duplicate'
+
+
+class FaceDatasetOptions(PipelineOptions):
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group('face_dataset')
+    group.add_argument(
+        '--input_format', choices=('auto', 'images', 'url_list'), default='auto',
+        help='images: --input is a glob of <root>/<label>/<file> images; url_list: '
+        'PubFig-style lists (person, imagenum, url, rect, md5sum per tab-separated line). '
+        'auto (default): url_list when --input ends in .txt or .tsv.')
+    group.add_argument(
+        '--detector', choices=('local', 'vision'), default='local',
+        help='local: OpenCV Haar cascades, offline (roll from the eyes, no pan/tilt, no '
+        'labels); vision: Cloud Vision FACE_DETECTION + LABEL_DETECTION (default local).')
+    group.add_argument(
+        '--max_faces', type=positive_int, default=1,
+        help='Reject images with more confident faces than this (default 1). Above 1, the '
+        'largest face is cropped.')
+    group.add_argument(
+        '--max_angle', type=non_negative, default=20,
+        help='Reject faces whose |roll|, |pan| or |tilt| exceeds this many degrees; '
+        'unknown angles pass (default 20).')
+    group.add_argument(
+        '--reject_labels', default='sunglasses',
+        help="Comma-separated image labels that reject an image, ignoring case (vision "
+        "detector only; default 'sunglasses'; '' for none).")
+    group.add_argument(
+        '--min_face_px', type=positive_int, default=32,
+        help="Reject faces whose box's shorter side is under this many pixels of the "
+        "original image (default 32).")
+    group.add_argument(
+        '--min_confidence', type=fraction, default=0.5,
+        help='Faces below this detection confidence do not count (default 0.5); an image '
+        'with only such faces is rejected as low_confidence.')
+    group.add_argument(
+        '--crop_margin', type=non_negative, default=0.2,
+        help='Grow the face box by this fraction of its width/height on each side before '
+        'cropping, clamped to the image (default 0.2).')
+    group.add_argument(
+        '--size', type=positive_int, default=96,
+        help='Crops are SIZE x SIZE pixels (default 96).')
+    group.add_argument(
+        '--jpeg_quality', type=positive_int, default=90,
+        help='JPEG quality of the crops, 1-95 (default 90).')
+    group.add_argument(
+        '--validate_fraction', type=fraction, default=0.3,
+        help='Share of faces in validate/, chosen by pixel hash: the same image always '
+        'lands in the same split (default 0.3).')
+    group.add_argument(
+        '--balance', action='store_true', default=False,
+        help="Cap every label at the smallest label's face count (a deterministic choice); "
+        "the others are rejects with reason balance.")
+    group.add_argument(
+        '--near_duplicate_distance', type=int, default=4,
+        help='Images whose 64-bit perceptual hashes differ in at most this many bits are '
+        'near duplicates; one is kept (default 4; 0 keeps only exact duplicates out).')
+    group.add_argument(
+        '--detect_batch_size', type=positive_int, default=16,
+        help='Images per detector call; with --detector vision, one images:annotate '
+        'request (the API takes at most 16 images and 10 MB per request; default 16).')
+    group.add_argument(
+        '--max_upload_px', type=positive_int, default=1024,
+        help='Vision: images are downscaled to at most this many pixels on the long side '
+        'before upload, and boxes mapped back (default 1024).')
+    group.add_argument(
+        '--vision_endpoint', default=None,
+        help='Vision endpoint, e.g. http://127.0.0.1:8080 for a local server (which needs '
+        'no credentials). Default: vision.googleapis.com.')
+    group.add_argument(
+        '--vision_qps', type=positive, default=10,
+        help='Vision requests per second per worker process, retries included (default 10).')
+    group.add_argument(
+        '--vision_max_attempts', type=positive_int, default=6,
+        help='Attempts per Vision request on 429/5xx before its images go to errors '
+        '(default 6).')
+    group.add_argument(
+        '--download_concurrency', type=positive_int, default=8,
+        help='URL lists: concurrent downloads per DoFn instance (default 8).')
+    group.add_argument(
+        '--download_timeout', type=positive, default=10,
+        help='URL lists: seconds to connect and between bytes (default 10).')
+    group.add_argument(
+        '--download_attempts', type=positive_int, default=3,
+        help='URL lists: attempts per URL on timeouts, 429 and 5xx (default 3).')
+
+
+def _csv(text: Optional[str]):
+  return tuple(part.strip().lower() for part in (text or '').split(',') if part.strip())
+
+
+def check_options(opts: FaceDatasetOptions, job_options: JobOptions, source: Optional[str],
+                  output: str) -> None:
+  if job_options.input_table or is_pubsub(source):
+    raise ConfigError('face_dataset reads image files or URL lists (--input GLOB), not '
+                      'BigQuery or Pub/Sub')
+  if is_bigquery_dataset(output):
+    raise ConfigError('face_dataset writes image files: --output must be a directory '
+                      '(local or gs://), not a BigQuery dataset')
+  if opts.jpeg_quality > 95:
+    raise ConfigError('--jpeg_quality must be 1-95 (Pillow: above 95 only grows files)')
+  if opts.size < 8:
+    raise ConfigError('--size must be at least 8 pixels, got %d' % opts.size)
+  if not 0 <= opts.near_duplicate_distance < 32:
+    raise ConfigError('--near_duplicate_distance must be 0-31 bits, got %d'
+                      % opts.near_duplicate_distance)
+  if source and '://' not in source and not FileSystems.match([source])[0].metadata_list:
+    raise ConfigError('--input %r matches no files' % source)
+
+
+def detector_from_options(opts: FaceDatasetOptions, api_key: Optional[str] = None):
+  if opts.detector == 'local':
+    # Found down to the cascade's window, so faces under --min_face_px are too_small
+    # rejects with their size, not silent no_face ones.
+    return face_detect.LocalDetector(min_face_px=min(HAAR_WINDOW_PX, opts.min_face_px))
+  return face_detect.VisionDetector(
+      max_upload_px=opts.max_upload_px, endpoint=opts.vision_endpoint, api_key=api_key,
+      qps=opts.vision_qps, max_attempts=opts.vision_max_attempts)
+
+
+def duplicate_row(job: str, reject):
+  image_id, info, kept_id, detail = reject
+  return count_reject(job, reject_row(info.source, info.label, DUPLICATE, detail,
+                                      duplicate_of=kept_id, image_id=image_id))
+
+
+class FaceDataset(beam.PTransform):
+  """PBegin -> {'faces', 'rejects', 'errors'}; crops and index files under `output`."""
+
+  def __init__(self, source: str, output: str, detector, face_filter: FaceFilter = FaceFilter(),
+               url_list: bool = False, near_distance: int = 4, validate_fraction: float = 0.3,
+               balance: bool = False, crop_margin: float = 0.2, size: int = 96,
+               jpeg_quality: int = 90, batch_size: int = 16, downloader=None,
+               download_concurrency: int = 8, clock=time.time):
+    super().__init__()
+    self._source = source
+    self._output = output
+    self._detector = detector
+    self._filter = face_filter
+    self._url_list = url_list
+    self._near_distance = near_distance
+    self._validate_fraction = validate_fraction
+    self._balance = balance
+    self._crop_margin = crop_margin
+    self._size = size
+    self._jpeg_quality = jpeg_quality
+    self._batch_size = batch_size
+    self._downloader = downloader
+    self._download_concurrency = download_concurrency
+    self._clock = clock
+
+  def expand(self, pbegin):
+    if self._url_list:
+      read = image_inputs.ReadUrlLists(JOB, self._source, self._downloader,
+                                        self._download_concurrency, self._clock)
+    else:
+      read = image_inputs.ReadImageFiles(JOB, self._source, images.MAX_BYTES, self._clock)
+    records, read_rejects, read_errors = pbegin | 'Read' >> read
+    items, decode_errors = records | 'Decode' >> DecodeImages(JOB, self._clock)
+    kept, duplicates = items | 'Duplicates' >> Duplicates(JOB, self._near_distance)
+    candidates, detect_rejects, detect_errors = kept | 'DetectFaces' >> DetectFaces(
+        JOB, self._detector, self._filter, self._batch_size, self._clock)
+    rejects = [read_rejects, duplicates | 'DuplicateRows' >> beam.Map(
+        lambda reject: duplicate_row(JOB, reject)), detect_rejects]
+    if self._balance:
+      candidates, balance_rejects = candidates | 'Balance' >> dataset_split.Balance(JOB)
+      rejects.append(balance_rejects)
+    fraction_ = self._validate_fraction
+    faces, crop_errors = (
+        candidates
+        | 'Split' >> beam.Map(
+            lambda c: (c, dataset_split.split_of(c.item.sha256, fraction_)))
+        | 'WriteCrops' >> dataset_files.WriteCrops(
+            JOB, self._output, self._crop_margin, self._size, self._jpeg_quality,
+            self._clock))
+    faces | 'WriteIndex' >> dataset_files.WriteIndex(self._output)
+    return {
+        'faces': faces,
+        'rejects': rejects | 'Rejects' >> beam.Flatten(),
+        'errors': (read_errors, decode_errors, detect_errors, crop_errors)
+        | 'Errors' >> beam.Flatten(),
+    }
+
+
+def _read(pipeline, source, options):
+  """The job reads for itself (images, not records): hand it the pipeline and --input."""
+  return pipeline, source
+
+
+def _build(root, options: PipelineOptions, streaming: bool):
+  pipeline, source = root
+  opts = options.view_as(FaceDatasetOptions)
+  job_options = options.view_as(JobOptions)
+  output = job_options.output or default_output(JOB)
+  if streaming:
+    raise ConfigError('face_dataset is a batch job (duplicates need the whole collection); '
+                      'run it without --streaming')
+  check_options(opts, job_options, source, output)
+  url_list = (opts.input_format == 'url_list'
+              or (opts.input_format == 'auto' and image_inputs.is_url_list(source)))
+  downloader = pubfig.Downloader(timeout_s=opts.download_timeout,
+                                 max_attempts=opts.download_attempts,
+                                 pool_size=max(16, opts.download_concurrency))
+  face_filter = FaceFilter(opts.max_faces, opts.max_angle, _csv(opts.reject_labels),
+                           opts.min_face_px, opts.min_confidence)
+  return pipeline | 'FaceDataset' >> FaceDataset(
+      source, output, detector_from_options(opts, job_options.api_key), face_filter,
+      url_list, opts.near_duplicate_distance, opts.validate_fraction, opts.balance,
+      opts.crop_margin, opts.size, opts.jpeg_quality, opts.detect_batch_size, downloader,
+      opts.download_concurrency)
+
+
+def build(argv=None, save_main_session=True) -> JobPlan:
+  """The job's pipeline for `argv`, not run (tests inspect it)."""
+  return build_job(JOB, FaceDatasetOptions, _build, argv, save_main_session, DESCRIPTION,
+                   read=_read, default_input=SAMPLE_INPUT)
+
+
+def run(argv=None, save_main_session=True) -> Optional[beam.runners.runner.PipelineResult]:
+  return run_job(JOB, FaceDatasetOptions, _build, argv, save_main_session, DESCRIPTION,
+                 read=_read, default_input=SAMPLE_INPUT,
+                 output_files=dataset_files.OUTPUT_FILES)
+
+
+if __name__ == '__main__':
+  sys.exit(main(JOB, run))

@@ -1,0 +1,153 @@
+"""The files face_dataset writes under --output (local or gs://), and the `faces` rows.
+
+    training/<label>/<name>.jpg     validate/<label>/<name>.jpg
+    training_file.txt  validate_file.txt    lines `path,label`, sorted
+    labels.txt                              one label per line, sorted; line i = class id i
+
+Index paths are relative to the index file's directory (`training/alice/x-1a2b.jpg`), so a
+dataset can be copied or moved (local <-> gs://) as a whole; readers join them with the
+index's folder. The `faces` table's `output_path` is the full path. Labels and names hold
+no commas (`pubfig.safe_label` rules), so `path,label` needs no quoting.
+
+A crop's name is the source file's stem (made safe) plus 12 hex digits of the image's pixel
+hash: readable, stable across reruns, unique within a label (equal pixels were deduplicated).
+"""
+import posixpath
+import re
+import time
+import unicodedata
+from typing import Any, Dict, List, Tuple
+from urllib.parse import unquote, urlsplit
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import images
+from transforms.dataset_split import SPLITS, TRAINING, VALIDATE
+from transforms.deadletter import dead_letter
+from transforms.face_crops import Candidate, crop_face, item_record
+from transforms.image_inputs import ERRORS
+
+INDEX_FILES = {TRAINING: 'training_file.txt', VALIDATE: 'validate_file.txt'}
+LABELS_FILE = 'labels.txt'
+# Everything a run writes besides its tables (globs relative to --output), replaced by reruns.
+OUTPUT_FILES = tuple('%s/*/*.jpg' % split for split in SPLITS) + tuple(
+    INDEX_FILES.values()) + (LABELS_FILE,)
+MAX_STEM_CHARS = 60
+_UNSAFE = re.compile(r'[^\w]+')
+
+
+def output_name(source: str, sha256: str) -> str:
+  """`<stem>-<12 hex>`: the file (or URL path) stem with anything but letters, digits and
+  `_` turned into `_`; just the hex when nothing usable is left."""
+  path = unquote(urlsplit(source).path) if '://' in source else source
+  stem = posixpath.basename(path.replace('\\', '/')).rsplit('.', 1)[0]
+  stem = _UNSAFE.sub('_', unicodedata.normalize('NFC', stem)).strip('_')[:MAX_STEM_CHARS]
+  return '%s-%s' % (stem, sha256[:12]) if stem else sha256[:16]
+
+
+def relative_path(split: str, label: str, name: str) -> str:
+  return '%s/%s/%s.jpg' % (split, label, name)
+
+
+def face_row(candidate: Candidate, split: str, output_path: str) -> Dict[str, Any]:
+  """A `faces` row (schemas/face_dataset/faces.json)."""
+  item, face = candidate.item, candidate.face
+  left, top, right, bottom = face.box
+  return {
+      'image_id': candidate.image_id, 'source': item.source, 'label': item.label,
+      'split': split, 'face_left': left, 'face_top': top, 'face_right': right,
+      'face_bottom': bottom, 'roll': face.roll, 'pan': face.pan, 'tilt': face.tilt,
+      'confidence': face.confidence, 'faces': candidate.faces,
+      'detector': candidate.detector, 'width': item.width, 'height': item.height,
+      'output_path': output_path, 'sha256': item.sha256,
+      'phash': images.phash_hex(item.phash),
+  }
+
+
+class _WriteCrop(beam.DoFn):
+  """(Candidate, split) -> the crop written, and its `faces` row. An image that cannot be
+  cropped is an error row (stage `crop`); a failed write raises, so the runner retries it."""
+
+  def __init__(self, job: str, output: str, margin: float, size: int, quality: int, clock):
+    self._job = job
+    self._output = output
+    self._margin = margin
+    self._size = size
+    self._quality = quality
+    self._clock = clock
+
+  def process(self, element: Tuple[Candidate, str]):
+    candidate, split = element
+    item = candidate.item
+    try:
+      jpeg = crop_face(item.data, candidate.face.box, self._margin, self._size,
+                       self._quality)
+    except Exception as e:  # a RecordError, or Pillow failing on a decodable image
+      yield beam.pvalue.TaggedOutput(ERRORS, dead_letter(
+          self._job, 'crop', '%s: %s' % (type(e).__name__, e), item_record(item),
+          self._clock()))
+      return
+    relative = relative_path(split, item.label, output_name(item.source, item.sha256))
+    path = FileSystems.join(self._output, *relative.split('/'))
+    with FileSystems.create(path, mime_type='image/jpeg') as fh:
+      fh.write(jpeg)
+    yield face_row(candidate, split, path)
+
+
+class WriteCrops(beam.PTransform):
+  """(Candidate, split) -> (faces rows, error rows): crops under `output`."""
+
+  def __init__(self, job: str, output: str, margin: float = 0.2, size: int = 96,
+               quality: int = 90, clock=time.time):
+    super().__init__()
+    self._fn = _WriteCrop(job, output, margin, size, quality, clock)
+
+  def expand(self, split_candidates):
+    result = split_candidates | 'Write' >> beam.ParDo(self._fn).with_outputs(
+        ERRORS, main='faces')
+    return result.faces, result[ERRORS]
+
+
+def index_entry(row: Dict[str, Any]) -> Tuple[str, str, str]:
+  """(split, relative path, label) of a `faces` row."""
+  name = posixpath.basename(row['output_path'].replace('\\', '/'))
+  return row['split'], relative_path(row['split'], row['label'], name[:-len('.jpg')]), \
+      row['label']
+
+
+def index_texts(entries: List[Tuple[str, str, str]]) -> Dict[str, str]:
+  """{file name: content} of the index files, every line sorted (so reruns are identical)."""
+  texts = {}
+  for split, filename in INDEX_FILES.items():
+    lines = sorted('%s,%s' % (path, label) for s, path, label in entries if s == split)
+    texts[filename] = ''.join(line + '\n' for line in lines)
+  texts[LABELS_FILE] = ''.join(label + '\n' for label in sorted({e[2] for e in entries}))
+  return texts
+
+
+def _write_index(entries: List[Tuple[str, str, str]], output: str) -> List[str]:
+  written = []
+  for filename, text in index_texts(entries).items():
+    path = FileSystems.join(output, filename)
+    with FileSystems.create(path, mime_type='text/plain') as fh:
+      fh.write(text.encode('utf-8'))
+    written.append(path)
+  return written
+
+
+class WriteIndex(beam.PTransform):
+  """`faces` rows -> training_file.txt, validate_file.txt and labels.txt (always all three,
+  empty when no face was kept). The entries meet in one place to be sorted: ~100 bytes
+  each, so millions fit a worker."""
+
+  def __init__(self, output: str):
+    super().__init__()
+    self._output = output
+
+  def expand(self, faces):
+    return (
+        faces
+        | 'Entries' >> beam.Map(index_entry)
+        | 'Gather' >> beam.combiners.ToList()
+        | 'Write' >> beam.Map(_write_index, self._output))

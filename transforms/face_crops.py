@@ -1,0 +1,192 @@
+"""face_dataset's image steps: decode and hash, detect and filter in batches, crop.
+
+Memory is bounded by the batch, not by the photos: the detect step keeps only a working copy
+of each image (at most the detector's `max_input_px`, 1024 by default, the size Vision gets
+anyway), and the crop step decodes the original again, one image at a time, for the faces
+that were kept. Re-decoding kept images costs a little CPU; holding sixteen 12-megapixel
+photos per DoFn thread would cost gigabytes.
+
+The original bytes, not pixels, travel between steps (through the duplicate and balance
+shuffles): they are 10-50 times smaller than the decoded image and they are what a dead
+letter must hold.
+"""
+import time
+from typing import Iterable, NamedTuple, Optional, Sequence, Tuple
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms import face_detect, images
+from transforms.deadletter import TryParDo, dead_letter
+from transforms.face_detect import DetectedFace, Detection
+from transforms.image_inputs import ERRORS, REJECTS, count_reject, reject_row
+from transforms.records import Record
+
+
+class ImageItem(NamedTuple):
+  """A decoded image's identity and its original bytes. `sha256`, `phash`, `width` and
+  `height` are what `image_dedupe.Duplicates` reads."""
+  sha256: str
+  phash: int
+  width: int
+  height: int
+  source: str
+  label: str
+  data: bytes
+  format: str
+  exif_rotated: bool
+
+
+def item_record(item: ImageItem) -> Record:
+  """The image as a dead letter: its bytes and where it came from."""
+  return Record(item.data, item.source)
+
+
+class _DecodeImage(beam.DoFn):
+  """Record (bytes, ImageMeta) -> (image_id, ImageItem); RecordError for non-images."""
+
+  def process(self, record: Record):
+    decoded = images.decode(record.payload)
+    meta = record.value
+    yield meta.image_id, ImageItem(
+        images.pixel_sha256(decoded.image), images.phash(decoded.image), decoded.width,
+        decoded.height, record.source, meta.label, record.payload, decoded.format,
+        decoded.exif_rotated)
+
+
+class DecodeImages(beam.PTransform):
+  """Image Records -> ((image_id, ImageItem), error rows of stage `decode`)."""
+
+  def __init__(self, job: str, clock=time.time):
+    super().__init__()
+    self._job = job
+    self._clock = clock
+
+  def expand(self, records):
+    return records | 'Decode' >> TryParDo(_DecodeImage(), self._job, 'decode', self._clock)
+
+
+class FaceFilter(NamedTuple):
+  """The step-4 checks (see `face_detect.reject_reason`)."""
+  max_faces: int = 1
+  max_angle: float = 20.0
+  reject_labels: Tuple[str, ...] = ('sunglasses',)
+  min_face_px: int = 32
+  min_confidence: float = 0.5
+
+  def reason(self, detection: Detection) -> Optional[Tuple[str, str]]:
+    return face_detect.reject_reason(detection, self.max_faces, self.max_angle,
+                                     self.reject_labels, self.min_face_px,
+                                     self.min_confidence)
+
+  def subject(self, detection: Detection) -> DetectedFace:
+    """The face to crop from a detection that passed: the largest confident one (with
+    max_faces 1, the only one), ties to the most confident."""
+    faces = [f for f in detection.faces if f.confidence >= self.min_confidence]
+    return min(faces, key=lambda f: (-_area(f.box), -f.confidence, f.box))
+
+
+def _area(box: Sequence[int]) -> int:
+  left, top, right, bottom = box
+  return (right - left) * (bottom - top)
+
+
+class Candidate(NamedTuple):
+  """An image whose detection passed the filter: the face to crop, in original pixels."""
+  image_id: str
+  item: ImageItem
+  face: DetectedFace
+  faces: int  # confident faces found
+  detector: str
+
+
+class _DetectBatch(beam.DoFn):
+  """A batch of (image_id, ImageItem) -> Candidates, reject rows, error rows.
+
+  One detector call per batch: the Vision detector sends it as one images:annotate request
+  (up to 16 images and 10 MB), so request count and per-request overhead drop with it.
+  """
+
+  def __init__(self, job: str, detector, face_filter: FaceFilter, clock):
+    self._job = job
+    self._detector = detector
+    self._filter = face_filter
+    self._clock = clock
+    self._detected = Metrics.counter(job, 'images_detected')
+
+  def setup(self):
+    self._detector.setup()
+
+  def teardown(self):
+    self._detector.close()
+
+  def _error(self, stage: str, error: str, item: ImageItem):
+    return beam.pvalue.TaggedOutput(ERRORS, dead_letter(
+        self._job, stage, error, item_record(item), self._clock()))
+
+  def process(self, batch: Iterable[Tuple[str, ImageItem]]):
+    work = []  # (image_id, item, working copy)
+    for image_id, item in batch:
+      try:
+        copy = self._working_copy(item)
+      except Exception as e:  # decoded once already; a failure here is still this image's
+        yield self._error('detect', 'cannot prepare image: %s: %s' % (type(e).__name__, e),
+                          item)
+        continue
+      work.append((image_id, item, copy))
+    if not work:
+      return
+    results = self._detector.detect([copy for _, _, copy in work])
+    self._report_stats()
+    for (image_id, item, copy), result in zip(work, results, strict=True):
+      if isinstance(result, Exception):
+        yield self._error('detect', '%s: %s' % (type(result).__name__, result), item)
+        continue
+      self._detected.inc()
+      detection = face_detect.to_original(result, copy.size, (item.width, item.height))
+      rejected = self._filter.reason(detection)
+      if rejected:
+        reason, detail = rejected
+        yield beam.pvalue.TaggedOutput(REJECTS, count_reject(self._job, reject_row(
+            item.source, item.label, reason, detail, image_id=image_id)))
+        continue
+      confident = sum(1 for f in detection.faces if f.confidence >= self._filter.min_confidence)
+      yield Candidate(image_id, item, self._filter.subject(detection), confident,
+                      detection.detector)
+
+  def _working_copy(self, item: ImageItem):
+    image = images.decode(item.data).image
+    max_px = self._detector.max_input_px
+    return image if max_px is None else images.downscale(image, max_px)[0]
+
+  def _report_stats(self):
+    for name, total in self._detector.stats().items():
+      if total:
+        Metrics.counter(self._job, '%s_%s' % (self._detector.name, name)).inc(total)
+
+
+class DetectFaces(beam.PTransform):
+  """(image_id, ImageItem) -> (Candidates, reject rows, error rows of stage `detect`)."""
+
+  def __init__(self, job: str, detector, face_filter: FaceFilter = FaceFilter(),
+               batch_size: int = 16, clock=time.time):
+    super().__init__()
+    self._fn = _DetectBatch(job, detector, face_filter, clock)
+    self._batch_size = batch_size
+
+  def expand(self, items):
+    result = (
+        items
+        | 'Batch' >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
+        | 'Detect' >> beam.ParDo(self._fn).with_outputs(REJECTS, ERRORS, main='candidates'))
+    return result.candidates, result[REJECTS], result[ERRORS]
+
+
+def crop_face(data: bytes, box: Sequence[float], margin: float, size: int,
+              quality: int = 90) -> bytes:
+  """The face of the image `data` as a size x size JPEG: the box grown by `margin` (x its
+  width/height each side) and clamped to the image, squared about its centre, LANCZOS."""
+  image = images.decode(data).image
+  grown = images.crop_box(box, margin, image.width, image.height)
+  return images.to_jpeg(images.crop_resize(image, grown, size), quality)
+
