@@ -30,6 +30,7 @@ run: $(STAMP)
 	    --rule 'hot: temperature > 30 for 2 windows -> {"fan": "high"}'
 	$(PY) -m pipelines tweet_sentiment --output $(OUTPUT)/tweet_sentiment \
 	    --track 'nova x,#novax,#novaxrecall,orbitel,recall,battery'
+	$(PY) -m pipelines face_dataset --output $(OUTPUT)/face_dataset
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
@@ -39,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/log_analytics.py
 	$(PY) bench/iot_telemetry.py
 	$(PY) bench/tweet_sentiment.py
+	$(PY) bench/face_dataset.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipelines transforms schemas tests bench

@@ -29,7 +29,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['pipelines*', 'transforms*', 'schemas*', 'models*']),
     package_data={
         'schemas': ['*.json', '*/*.json'],
-        'pipelines': ['samples/*/*'],
+        'pipelines': ['samples/*/*', 'samples/*/*/*'],  # face_dataset: <label>/<file>
     },
     install_requires=REQUIREMENTS,
     extras_require=EXTRAS,

@@ -115,6 +115,10 @@ class FaceDatasetOptions(PipelineOptions):
         help='Attempts per Vision request on 429/5xx before its images go to errors '
         '(default 6).')
     group.add_argument(
+        '--max_image_bytes', type=positive_int, default=images.MAX_BYTES,
+        help='Files and downloads over this many bytes are not read: an error row for '
+        'files, a too_large reject for URLs (default %d, 32 MiB).' % images.MAX_BYTES)
+    group.add_argument(
         '--download_concurrency', type=positive_int, default=8,
         help='URL lists: concurrent downloads per DoFn instance (default 8).')
     group.add_argument(
@@ -171,7 +175,8 @@ class FaceDataset(beam.PTransform):
                url_list: bool = False, near_distance: int = 4, validate_fraction: float = 0.3,
                balance: bool = False, crop_margin: float = 0.2, size: int = 96,
                jpeg_quality: int = 90, batch_size: int = 16, downloader=None,
-               download_concurrency: int = 8, clock=time.time):
+               download_concurrency: int = 8, max_bytes: int = images.MAX_BYTES,
+               clock=time.time):
     super().__init__()
     self._source = source
     self._output = output
@@ -187,6 +192,7 @@ class FaceDataset(beam.PTransform):
     self._batch_size = batch_size
     self._downloader = downloader
     self._download_concurrency = download_concurrency
+    self._max_bytes = max_bytes
     self._clock = clock
 
   def expand(self, pbegin):
@@ -194,9 +200,10 @@ class FaceDataset(beam.PTransform):
       read = image_inputs.ReadUrlLists(JOB, self._source, self._downloader,
                                         self._download_concurrency, self._clock)
     else:
-      read = image_inputs.ReadImageFiles(JOB, self._source, images.MAX_BYTES, self._clock)
+      read = image_inputs.ReadImageFiles(JOB, self._source, self._max_bytes, self._clock)
     records, read_rejects, read_errors = pbegin | 'Read' >> read
-    items, decode_errors = records | 'Decode' >> DecodeImages(JOB, self._clock)
+    items, decode_errors = records | 'Decode' >> DecodeImages(JOB, self._max_bytes,
+                                                              self._clock)
     kept, duplicates = items | 'Duplicates' >> Duplicates(JOB, self._near_distance)
     candidates, detect_rejects, detect_errors = kept | 'DetectFaces' >> DetectFaces(
         JOB, self._detector, self._filter, self._batch_size, self._clock)
@@ -240,6 +247,7 @@ def _build(root, options: PipelineOptions, streaming: bool):
               or (opts.input_format == 'auto' and image_inputs.is_url_list(source)))
   downloader = pubfig.Downloader(timeout_s=opts.download_timeout,
                                  max_attempts=opts.download_attempts,
+                                 max_bytes=opts.max_image_bytes,
                                  pool_size=max(16, opts.download_concurrency))
   face_filter = FaceFilter(opts.max_faces, opts.max_angle, _csv(opts.reject_labels),
                            opts.min_face_px, opts.min_confidence)
@@ -247,7 +255,7 @@ def _build(root, options: PipelineOptions, streaming: bool):
       source, output, detector_from_options(opts, job_options.api_key), face_filter,
       url_list, opts.near_duplicate_distance, opts.validate_fraction, opts.balance,
       opts.crop_margin, opts.size, opts.jpeg_quality, opts.detect_batch_size, downloader,
-      opts.download_concurrency)
+      opts.download_concurrency, opts.max_image_bytes)
 
 
 def build(argv=None, save_main_session=True) -> JobPlan:

@@ -13,7 +13,6 @@ A crop's name is the source file's stem (made safe) plus 12 hex digits of the im
 hash: readable, stable across reruns, unique within a label (equal pixels were deduplicated).
 """
 import posixpath
-import re
 import time
 import unicodedata
 from typing import Any, Dict, List, Tuple
@@ -34,15 +33,17 @@ LABELS_FILE = 'labels.txt'
 OUTPUT_FILES = tuple('%s/*/*.jpg' % split for split in SPLITS) + tuple(
     INDEX_FILES.values()) + (LABELS_FILE,)
 MAX_STEM_CHARS = 60
-_UNSAFE = re.compile(r'[^\w]+')
 
 
 def output_name(source: str, sha256: str) -> str:
-  """`<stem>-<12 hex>`: the file (or URL path) stem with anything but letters, digits and
-  `_` turned into `_`; just the hex when nothing usable is left."""
+  """`<stem>-<12 hex>`: the file (or URL path) stem with every run of anything but
+  letters, digits and combining marks turned into one `_`; just the hex when nothing
+  usable is left."""
   path = unquote(urlsplit(source).path) if '://' in source else source
   stem = posixpath.basename(path.replace('\\', '/')).rsplit('.', 1)[0]
-  stem = _UNSAFE.sub('_', unicodedata.normalize('NFC', stem)).strip('_')[:MAX_STEM_CHARS]
+  kept = [ch if unicodedata.category(ch)[0] in 'LNM' else ' '
+          for ch in unicodedata.normalize('NFC', stem)]  # as pubfig.safe_label: marks too
+  stem = '_'.join(''.join(kept).split())[:MAX_STEM_CHARS].strip('_')
   return '%s-%s' % (stem, sha256[:12]) if stem else sha256[:16]
 
 

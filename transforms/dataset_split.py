@@ -28,8 +28,8 @@ BALANCE = 'balance'
 def split_of(sha256: str, validate_fraction: float) -> str:
   if not 0.0 <= validate_fraction <= 1.0:
     raise ValueError('validate_fraction must be within [0, 1], got %r' % (validate_fraction,))
-  point = int(sha256[:16], 16) / float(1 << 64)
-  return VALIDATE if point < validate_fraction else TRAINING
+  # Exact: an int against fraction * 2^64 (a float times a power of two, no rounding).
+  return VALIDATE if int(sha256[:16], 16) < validate_fraction * float(1 << 64) else TRAINING
 
 
 def balance_rank(sha256: str) -> str:

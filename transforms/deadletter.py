@@ -47,7 +47,9 @@ def error_row(job: str, stage: str, error: str, element: Any,
   attributes = source = None
   raw = element
   if isinstance(element, Record):
-    raw = element.payload if element.payload is not None else element.value
+    raw = element.payload
+    if raw is None and element.parsed:
+      raw = element.value
     attributes = element.attributes
     source = element.location
   if hasattr(raw, '_asdict'):  # a NamedTuple expanded from a record: keep field names

@@ -45,8 +45,11 @@ def item_record(item: ImageItem) -> Record:
 class _DecodeImage(beam.DoFn):
   """Record (bytes, ImageMeta) -> (image_id, ImageItem); RecordError for non-images."""
 
+  def __init__(self, max_bytes: int):
+    self._max_bytes = max_bytes
+
   def process(self, record: Record):
-    decoded = images.decode(record.payload)
+    decoded = images.decode(record.payload, max_bytes=self._max_bytes)
     meta = record.value
     yield meta.image_id, ImageItem(
         images.pixel_sha256(decoded.image), images.phash(decoded.image), decoded.width,
@@ -57,13 +60,15 @@ class _DecodeImage(beam.DoFn):
 class DecodeImages(beam.PTransform):
   """Image Records -> ((image_id, ImageItem), error rows of stage `decode`)."""
 
-  def __init__(self, job: str, clock=time.time):
+  def __init__(self, job: str, max_bytes: int = images.MAX_BYTES, clock=time.time):
     super().__init__()
     self._job = job
+    self._max_bytes = max_bytes
     self._clock = clock
 
   def expand(self, records):
-    return records | 'Decode' >> TryParDo(_DecodeImage(), self._job, 'decode', self._clock)
+    return records | 'Decode' >> TryParDo(_DecodeImage(self._max_bytes), self._job, 'decode',
+                                          self._clock)
 
 
 class FaceFilter(NamedTuple):
@@ -155,7 +160,7 @@ class _DetectBatch(beam.DoFn):
                       detection.detector)
 
   def _working_copy(self, item: ImageItem):
-    image = images.decode(item.data).image
+    image = images.decode(item.data, max_bytes=len(item.data)).image
     max_px = self._detector.max_input_px
     return image if max_px is None else images.downscale(image, max_px)[0]
 
@@ -177,7 +182,10 @@ class DetectFaces(beam.PTransform):
   def expand(self, items):
     result = (
         items
-        | 'Batch' >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
+        # Fixed-size batches (not Beam's adaptive ones, which start at 1): each is one
+        # Vision request, so requests = ceil(images / batch_size) per bundle.
+        | 'Batch' >> beam.BatchElements(min_batch_size=self._batch_size,
+                                        max_batch_size=self._batch_size)
         | 'Detect' >> beam.ParDo(self._fn).with_outputs(REJECTS, ERRORS, main='candidates'))
     return result.candidates, result[REJECTS], result[ERRORS]
 
@@ -186,7 +194,7 @@ def crop_face(data: bytes, box: Sequence[float], margin: float, size: int,
               quality: int = 90) -> bytes:
   """The face of the image `data` as a size x size JPEG: the box grown by `margin` (x its
   width/height each side) and clamped to the image, squared about its centre, LANCZOS."""
-  image = images.decode(data).image
+  image = images.decode(data, max_bytes=len(data)).image  # its size was accepted already
   grown = images.crop_box(box, margin, image.width, image.height)
   return images.to_jpeg(images.crop_resize(image, grown, size), quality)
 

@@ -209,7 +209,7 @@ class ReadUrlLists(beam.PTransform):
     result = (
         entries.entries
         | 'Spread' >> beam.Reshuffle()  # a list is one file: fan its lines out first
-        | 'Batch' >> beam.BatchElements(min_batch_size=1,
+        | 'Batch' >> beam.BatchElements(min_batch_size=2 * self._concurrency,
                                         max_batch_size=2 * self._concurrency)
         | 'Download' >> beam.ParDo(_Download(self._job, self._downloader, self._concurrency))
         .with_outputs(REJECTS, ERRORS, main='images'))

@@ -26,6 +26,11 @@ GENERATORS = {
                         "Tweets about a phone launch and its recall: Twitter API v1.1 statuses, v2 filtered-stream "
                         "records and a saved search; retweets, notes, notices, keep-alives, duplicates, cut and "
                         "malformed records"),
+    "face_dataset": ("pipelines.samples.face_dataset", "variants",
+                     "Scraped face photos in <label>/ folders (public-domain/CC0 sources): augmented "
+                     "copies per person, exact and near duplicates, EXIF-rotated, RGBA and CMYK files, "
+                     "turned, paired and tiny faces, a cat and a coffee, a cut JPEG, an HTML page; "
+                     "NDJSON is the manifest (needs opencv-python-headless)"),
 }
 
 
