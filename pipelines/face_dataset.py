@@ -24,7 +24,7 @@ from pipelines.options import (ConfigError, JobOptions, fraction, non_negative, 
                                positive_int)
 from transforms import dataset_files, dataset_split, face_detect, image_inputs, images, pubfig
 from transforms.face_crops import DecodeImages, DetectFaces, FaceFilter
-from transforms.image_dedupe import Duplicates
+from transforms.image_dedupe import Duplicates, ExactDuplicates
 from transforms.image_inputs import count_reject, reject_row
 from transforms.sinks import is_bigquery_dataset
 from transforms.sources import is_pubsub
@@ -94,7 +94,9 @@ class FaceDatasetOptions(PipelineOptions):
     group.add_argument(
         '--near_duplicate_distance', type=int, default=4,
         help='Images whose 64-bit perceptual hashes differ in at most this many bits are '
-        'near duplicates; one is kept (default 4; 0 keeps only exact duplicates out).')
+        'near duplicates; one is kept (default 4). 0 still groups equal hashes (a resized '
+        'copy usually has its original\'s hash); -1 turns near duplicates off, leaving '
+        'exact (equal pixel) duplicates only.')
     group.add_argument(
         '--detect_batch_size', type=positive_int, default=16,
         help='Images per detector call; with --detector vision, one images:annotate '
@@ -145,8 +147,8 @@ def check_options(opts: FaceDatasetOptions, job_options: JobOptions, source: Opt
     raise ConfigError('--jpeg_quality must be 1-95 (Pillow: above 95 only grows files)')
   if opts.size < 8:
     raise ConfigError('--size must be at least 8 pixels, got %d' % opts.size)
-  if not 0 <= opts.near_duplicate_distance < 32:
-    raise ConfigError('--near_duplicate_distance must be 0-31 bits, got %d'
+  if not -1 <= opts.near_duplicate_distance < 32:
+    raise ConfigError('--near_duplicate_distance must be -1 (off) or 0-31 bits, got %d'
                       % opts.near_duplicate_distance)
   if source and '://' not in source and not FileSystems.match([source])[0].metadata_list:
     raise ConfigError('--input %r matches no files' % source)
@@ -204,7 +206,10 @@ class FaceDataset(beam.PTransform):
     records, read_rejects, read_errors = pbegin | 'Read' >> read
     items, decode_errors = records | 'Decode' >> DecodeImages(JOB, self._max_bytes,
                                                               self._clock)
-    kept, duplicates = items | 'Duplicates' >> Duplicates(JOB, self._near_distance)
+    if self._near_distance < 0:
+      kept, duplicates = items | 'Duplicates' >> ExactDuplicates(JOB)
+    else:
+      kept, duplicates = items | 'Duplicates' >> Duplicates(JOB, self._near_distance)
     candidates, detect_rejects, detect_errors = kept | 'DetectFaces' >> DetectFaces(
         JOB, self._detector, self._filter, self._batch_size, self._clock)
     rejects = [read_rejects, duplicates | 'DuplicateRows' >> beam.Map(
@@ -239,10 +244,10 @@ def _build(root, options: PipelineOptions, streaming: bool):
   opts = options.view_as(FaceDatasetOptions)
   job_options = options.view_as(JobOptions)
   output = job_options.output or default_output(JOB)
+  check_options(opts, job_options, source, output)
   if streaming:
     raise ConfigError('face_dataset is a batch job (duplicates need the whole collection); '
                       'run it without --streaming')
-  check_options(opts, job_options, source, output)
   url_list = (opts.input_format == 'url_list'
               or (opts.input_format == 'auto' and image_inputs.is_url_list(source)))
   downloader = pubfig.Downloader(timeout_s=opts.download_timeout,
