@@ -676,3 +676,44 @@ def test_help_lists_the_job_flags(capsys):
                '--detect_batch_size', '--max_upload_px', '--vision_endpoint', '--vision_qps',
                '--vision_max_attempts', '--input', '--output', '--api_key'):
     assert re.search(r'(^|\s)%s\b' % re.escape(flag), text), flag
+
+
+# The bundled sample: what `make run` and `python -m pipelines.face_dataset` process.
+
+def test_the_bundled_sample_ends_as_its_manifest_says(tmp_path):
+  sample = face_dataset.SAMPLE_INPUT.rstrip('*/')  # .../samples/face_dataset
+  with open(os.path.join(sample, 'manifest.json'), encoding='utf-8') as fh:
+    manifest = json.load(fh)['images']
+  out = tmp_path / 'out'
+  face_dataset.run(['--output', str(out), '--balance'], save_main_session=False)
+  with open(os.path.join(str(out), '_metrics.json'), encoding='utf-8') as fh:
+    c = json.load(fh)['counters']
+
+  def key(path):
+    return os.path.relpath(path, sample).replace(os.sep, '/')
+
+  outcome = {key(r['image_id']): r['reason'] for r in read_table(out, 'rejects')}
+  outcome.update({key(r['source']): 'error' for r in read_table(out, 'errors')})
+  faces = {key(r['image_id']): r for r in read_table(out, 'faces')}
+  outcome.update({name: 'face' for name in faces})
+  balanced = {name for name, reason in outcome.items() if reason == 'balance'}
+  # 11 Collins faces and 10 Hopper faces: --balance cuts Collins to 10.
+  assert len(balanced) == 1 and c['balance_cap'] == 10
+  expected = {name: entry['expect'] for name, entry in manifest.items()}
+  assert {n: ('face' if n in balanced else r) for n, r in outcome.items()} == expected
+  for name, row in faces.items():
+    assert [row['face_left'], row['face_top'], row['face_right'],
+            row['face_bottom']] == manifest[name]['face_box']
+  duplicate_of = {key(r['image_id']): key(r['duplicate_of'])
+                  for r in read_table(out, 'rejects') if r['reason'] == 'duplicate'}
+  assert duplicate_of == {n: e['duplicate_of'] for n, e in manifest.items()
+                          if e['expect'] == 'duplicate'}
+  assert c['images_read'] == len(manifest) == c['rows_faces'] + c['rows_rejects'] + c['errors']
+  assert sorted(open(out / 'labels.txt').read().split()) == ['eileen_collins', 'grace_hopper']
+  index = [line.split(',') for name in ('training_file.txt', 'validate_file.txt')
+           for line in open(out / name).read().splitlines()]
+  assert sorted(label for _, label in index) == ['eileen_collins'] * 10 + ['grace_hopper'] * 10
+  for path, _ in index:
+    with Image.open(out / path) as crop:
+      assert crop.size == (96, 96) and crop.format == 'JPEG'
+  assert_written_tables_conform(str(out), JOB)
