@@ -10,14 +10,18 @@ BEAM_REQUIREMENT = 'apache-beam[gcp]==2.77.0'
 REQUIREMENTS = [
     BEAM_REQUIREMENT,
     'vaderSentiment==3.3.2',  # tweet_sentiment's offline model (lexicon inside the package)
+    # face_dataset: Haar cascades (4.x ships them; 5.0 does not), Pillow, the Vision API
+    # discovery client, requests for URL lists. Not an extra: Dataflow installs the staged
+    # --setup_file package without extras, and the detectors load on the workers.
+    'opencv-python-headless>=4.8,<5',
+    'Pillow>=10',
+    'google-api-python-client>=2.100',
+    'requests>=2.28',
 ]
 
 EXTRAS = {
     # Heavy stacks are opt-in so a job that does not need them never imports them.
     'tf': ['tensorflow==2.21.0', 'tensorflow-hub==0.16.1', 'setuptools<81'],
-    # face_dataset: Haar cascades (4.x ships them; 5.0 does not), Vision API discovery client.
-    'vision': ['opencv-python-headless<5', 'Pillow>=10', 'google-api-python-client>=2.100',
-               'requests>=2.28'],  # PubFig-style URL lists: downloads with timeouts and caps
     'dev': ['pytest>=8', 'duckdb>=1.1', 'ruff>=0.6'],
 }
 

@@ -11,6 +11,7 @@ JPEGs -> index files. Every image read ends in exactly one of `faces`, `rejects`
 reason) or `errors`: `images_read = rows_faces + rows_rejects + errors`.
 """
 import os
+import re
 import sys
 import time
 from typing import Optional
@@ -35,6 +36,9 @@ DESCRIPTION = ('Photos in <root>/<label>/ folders, or PubFig-style URL lists -> 
                'and errors tables.')
 SAMPLE_INPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'samples', JOB, '*',
                             '*')
+# Unrelated 64-bit pHashes differ in ~32 bits (sd 4): past ~10 strangers start to chain into
+# groups, and the hash bands get so narrow that every bucket fills with them.
+MAX_NEAR_DISTANCE = 10
 HAAR_WINDOW_PX = 24  # the frontal cascade's window: the smallest face it can find
 DUPLICATE = 'duplicate'
 
@@ -94,7 +98,7 @@ class FaceDatasetOptions(PipelineOptions):
     group.add_argument(
         '--near_duplicate_distance', type=int, default=4,
         help='Images whose 64-bit perceptual hashes differ in at most this many bits are '
-        'near duplicates; one is kept (default 4). 0 still groups equal hashes (a resized '
+        'near duplicates; one is kept (default 4, at most 10). 0 still groups equal hashes (a resized '
         'copy usually has its original\'s hash); -1 turns near duplicates off, leaving '
         'exact (equal pixel) duplicates only.')
     group.add_argument(
@@ -147,11 +151,35 @@ def check_options(opts: FaceDatasetOptions, job_options: JobOptions, source: Opt
     raise ConfigError('--jpeg_quality must be 1-95 (Pillow: above 95 only grows files)')
   if opts.size < 8:
     raise ConfigError('--size must be at least 8 pixels, got %d' % opts.size)
-  if not -1 <= opts.near_duplicate_distance < 32:
-    raise ConfigError('--near_duplicate_distance must be -1 (off) or 0-31 bits, got %d'
-                      % opts.near_duplicate_distance)
-  if source and '://' not in source and not FileSystems.match([source])[0].metadata_list:
-    raise ConfigError('--input %r matches no files' % source)
+  if not -1 <= opts.near_duplicate_distance <= MAX_NEAR_DISTANCE:
+    raise ConfigError('--near_duplicate_distance must be -1 (off) or 0-%d bits, got %d'
+                      % (MAX_NEAR_DISTANCE, opts.near_duplicate_distance))
+  if source:
+    check_input_outside_output(source, output)
+
+
+def _inside(path: str, folder: str) -> bool:
+  if '://' in path or '://' in folder:
+    return path.rstrip('/').startswith(folder.rstrip('/') + '/')
+  path, folder = os.path.abspath(path), os.path.abspath(folder)
+  return os.path.commonpath([path, folder]) == folder
+
+
+def check_input_outside_output(source: str, output: str) -> None:
+  """A local run first deletes the crops of the last one (training/, validate/ under
+  --output): input there would be deleted, then missed. Local globs are matched (and must
+  match something); remote ones are judged by their fixed prefix."""
+  if '://' in source:
+    fixed = re.split(r'[*?\[]', source, maxsplit=1)[0]
+    inputs = [fixed] if fixed != source else [source]
+  else:
+    inputs = [m.path for m in FileSystems.match([source])[0].metadata_list]
+    if not inputs:
+      raise ConfigError('--input %r matches no files' % source)
+  for path in inputs:
+    if _inside(path, output):
+      raise ConfigError('--input must not be inside --output (%s is under %s): a run '
+                        'replaces the crops there' % (path, output))
 
 
 def detector_from_options(opts: FaceDatasetOptions, api_key: Optional[str] = None):

@@ -644,7 +644,7 @@ def test_local_detector_on_the_fixture_photos(tmp_path):
     (['--streaming'], 'face_dataset is a batch job'),
     (['--input', 'projects/p/subscriptions/s'], 'not BigQuery or Pub/Sub'),
     (['--jpeg_quality', '99'], '--jpeg_quality must be 1-95'),
-    (['--near_duplicate_distance', '40'], '--near_duplicate_distance must be -1 (off) or 0-31 bits, got 40'),
+    (['--near_duplicate_distance', '40'], '--near_duplicate_distance must be -1 (off) or 0-10 bits, got 40'),
     (['--size', '4'], '--size must be at least 8 pixels, got 4'),
     (['--input_table', 'p:d.t'], 'not BigQuery or Pub/Sub'),
 ])
@@ -717,3 +717,12 @@ def test_the_bundled_sample_ends_as_its_manifest_says(tmp_path):
     with Image.open(out / path) as crop:
       assert crop.size == (96, 96) and crop.format == 'JPEG'
   assert_written_tables_conform(str(out), JOB)
+
+
+def test_input_inside_output_is_refused_before_anything_is_deleted(tmp_path, capsys):
+  out = tmp_path / 'out'
+  crop = put(out, 'training', 'ann.png', face_image(500))  # out/training/ann.png
+  argv = ['--input', str(out / '*' / '*'), '--output', str(out)]
+  assert launch.main(JOB, face_dataset.run, argv) == 2
+  assert '--input must not be inside --output' in capsys.readouterr().err
+  assert os.path.exists(crop)

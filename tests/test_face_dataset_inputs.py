@@ -25,12 +25,13 @@ from tests.tables import assert_written_tables_conform, read_table
 from transforms import dataset_files, image_inputs, images, pubfig
 from transforms.dataset_files import index_entry, index_texts, output_name
 from transforms.dataset_split import TRAINING, VALIDATE, Balance, balance_rank, split_of
-from transforms.face_crops import Candidate, ImageItem, crop_face
-from transforms.face_detect import DetectedFace
+from transforms.face_crops import Candidate, FaceFilter, ImageItem, crop_face, overlap
+from transforms.face_detect import DetectedFace, Detection
 from transforms.image_inputs import ReadImageFiles, ReadUrlLists, folder_name, is_url_list
 
 JOB = 'face_dataset'
 FACE_BOX = (30, 20, 80, 75)  # where face_png paints the face the fake Vision server finds
+LEFT_FACE, RIGHT_FACE = (4, 20, 54, 75), (64, 20, 114, 75)  # a group photo's two faces
 SHA = 'abcdef0123456789' * 4
 
 
@@ -38,14 +39,15 @@ def md5_of(data: bytes) -> str:
   return hashlib.md5(data).hexdigest()
 
 
-def face_png(seed: int) -> bytes:
-  """A 120 x 100 noise photo (its own pHash per seed) with one frontal face at FACE_BOX.
+def face_png(seed: int, boxes=(FACE_BOX,)) -> bytes:
+  """A 120 x 100 noise photo (its own pHash per seed) with frontal faces at `boxes`.
   Green stays >= 100 so no background pixel can pass for the magenta face marker."""
   rng = np.random.default_rng(seed)
   pixels = rng.integers(0, 256, size=(100, 120, 3), dtype=np.uint8)
   pixels[..., 1] = rng.integers(100, 256, size=(100, 120), dtype=np.uint8)
   image = Image.fromarray(pixels, 'RGB')
-  draw_face(image, FACE_BOX)
+  for box in boxes:
+    draw_face(image, box)
   out = io.BytesIO()
   image.save(out, 'PNG')
   return out.getvalue()
@@ -64,7 +66,7 @@ def url_list_run(tmp_path_factory):
   with FakeImageServer() as server, FakeVisionApi() as vision:
     good = face_png(1)
     flaky = face_png(2)
-    shared = face_png(3)
+    shared = face_png(3, (LEFT_FACE, RIGHT_FACE))
     server.add('/good.png', good, content_type='image/png')
     server.add('/flaky.png', flaky, content_type='image/png')
     server.fail('/flaky.png', 503, times=1)
@@ -73,6 +75,7 @@ def url_list_run(tmp_path_factory):
     server.page('/page.jpg')  # "image not found" HTML with a 200
     server.add('/nolabel.png', face_png(5), content_type='image/png')
     server.add('/shared.png', shared, content_type='image/png')
+    server.add('/other.png', face_png(6), content_type='image/png')
     url = server.url
     lines = [
         '\ufeff# PubFig dev set urls, version 1.2',                                  # 1
@@ -86,10 +89,14 @@ def url_list_run(tmp_path_factory):
         'Alyssa Milano\t4\t%s\t1,2,30,40\t%s' % (url('/page.jpg'), md5_of(good)),   # 9
         '# another header mid-file',                                                # 10
         '...\t1\t%s\t1,2,30,40\t%s' % (url('/nolabel.png'), md5_of(good)),          # 11
-        'Brad Pitt\t1\t%s\t30,20,80,75\t%s' % (url('/shared.png'), md5_of(shared)),  # 12
-        'Cate Blanchett\t7\t%s\t30,20,80,75\t%s' % (url('/shared.png'), md5_of(shared)),  # 13
-        '',                                                                         # 14
-        'Zac Efron\t1\t%s\t1,2,3' % url('/zac.png'),  # 15: truncated, no final newline
+        # A group photo listed for both people in it: each rect picks that person's face.
+        'Brad Pitt\t1\t%s\t2,15,56,80\t%s' % (url('/shared.png'), md5_of(shared)),  # 12
+        'Cate Blanchett\t7\t%s\t62,15,116,80\t%s' % (url('/shared.png'), md5_of(shared)),  # 13
+        'Brad Pitt\t3\t%s\t2,15,56,80\t%s' % (url('/shared.png'), md5_of(shared)),  # 14
+        'Brad Pitt\t2\t%s\t90,0,119,30\t%s' % (url('/other.png'),  # 15: someone else's face
+                                                md5_of(face_png(6))),
+        '',                                                                         # 16
+        'Zac Efron\t1\t%s\t1,2,3' % url('/zac.png'),  # 17: truncated, no final newline
     ]
     listing = tmp / 'dev_urls.txt'
     listing.write_bytes('\r\n'.join(lines).encode('utf-8'))
@@ -97,10 +104,11 @@ def url_list_run(tmp_path_factory):
     face_dataset.run([
         '--input', str(listing), '--output', str(out), '--detector', 'vision',
         '--vision_endpoint', vision.endpoint, '--download_attempts', '2',
-        '--download_timeout', '2', '--size', '32'], save_main_session=False)
+        '--download_timeout', '2', '--size', '32', '--max_faces', '2'],
+        save_main_session=False)
     hits = {path: server.hits(path) for path in (
         '/good.png', '/flaky.png', '/gone.png', '/wrong.png', '/huge.png', '/page.jpg',
-        '/nolabel.png', '/shared.png', '/zac.png')}
+        '/nolabel.png', '/shared.png', '/other.png', '/zac.png')}
   with open(out / '_metrics.json', encoding='utf-8') as fh:
     metrics = json.load(fh)['counters']
   return dict(listing=str(listing), out=out, url=url, hits=hits, metrics=metrics,
@@ -112,21 +120,23 @@ def test_url_list_good_images_become_faces_with_list_ids_and_safe_labels(url_lis
   where = run['listing']
   faces = sorted(read_table(run['out'], 'faces'), key=lambda r: r['image_id'])
   expected = [
-      (where + ':12', run['url']('/shared.png'), 'Brad_Pitt', run['shared']),
-      (where + ':4', run['url']('/good.png'), 'Abhishek_Bachan', run['good']),
-      (where + ':5', run['url']('/flaky.png'), 'Abhishek_Bachan', run['flaky']),
+      (where + ':12', run['url']('/shared.png'), 'Brad_Pitt', run['shared'], LEFT_FACE, 2),
+      (where + ':13', run['url']('/shared.png'), 'Cate_Blanchett', run['shared'], RIGHT_FACE,
+       2),
+      (where + ':4', run['url']('/good.png'), 'Abhishek_Bachan', run['good'], FACE_BOX, 1),
+      (where + ':5', run['url']('/flaky.png'), 'Abhishek_Bachan', run['flaky'], FACE_BOX, 1),
   ]
   assert [(r['image_id'], r['source'], r['label']) for r in faces] == [
       e[:3] for e in expected]
-  for row, (_, _, label, data) in zip(faces, expected, strict=True):
+  for row, (_, _, label, data, face, count) in zip(faces, expected, strict=True):
     sha = pixel_sha(data)
     split = split_of(sha, 0.3)
     name = output_name(row['source'], sha)
     assert (row['sha256'], row['split'], row['detector'], row['faces']) == (
-        sha, split, 'vision', 1)
+        sha, split, 'vision', count)
     assert (row['width'], row['height']) == (120, 100)
     box = (row['face_left'], row['face_top'], row['face_right'], row['face_bottom'])
-    assert all(abs(a - b) <= 1 for a, b in zip(box, FACE_BOX, strict=True)), box  # JPEG upload
+    assert all(abs(a - b) <= 1 for a, b in zip(box, face, strict=True)), box  # JPEG upload
     assert row['output_path'] == str(run['out'] / split / label / (name + '.jpg'))
     with Image.open(row['output_path']) as crop:
       assert (crop.format, crop.size) == ('JPEG', (32, 32))
@@ -137,17 +147,18 @@ def test_url_list_rejects_say_why_and_point_at_the_list_line(url_list_run):
   run = url_list_run
   where, url = run['listing'], run['url']
   rejects = {r['image_id']: r for r in read_table(run['out'], 'rejects')}
-  assert sorted(rejects) == sorted(where + ':%d' % n for n in (6, 7, 8, 9, 11, 13))
+  assert sorted(rejects) == sorted(where + ':%d' % n for n in (6, 7, 8, 9, 11, 14, 15))
   got = {n: (rejects[where + ':%d' % n]['source'], rejects[where + ':%d' % n]['label'],
              rejects[where + ':%d' % n]['reason'])
-         for n in (6, 7, 8, 9, 11, 13)}
+         for n in (6, 7, 8, 9, 11, 14, 15)}
   assert got == {
       6: (url('/gone.png'), 'Alyssa_Milano', 'dead_link'),
       7: (url('/wrong.png'), 'Alyssa_Milano', 'md5_mismatch'),
       8: (url('/huge.png'), 'Alyssa_Milano', 'too_large'),
       9: (url('/page.jpg'), 'Alyssa_Milano', 'dead_link'),
       11: (url('/nolabel.png'), None, 'bad_label'),
-      13: (url('/shared.png'), 'Cate_Blanchett', 'duplicate'),
+      14: (url('/shared.png'), 'Brad_Pitt', 'duplicate'),  # same person, same photo
+      15: (url('/other.png'), 'Brad_Pitt', 'rect_mismatch'),
   }
   detail = {n: rejects[where + ':%d' % n]['detail'] for n in (6, 7, 8, 9, 11)}
   assert detail[6] == 'HTTP 404 Not Found'
@@ -156,8 +167,10 @@ def test_url_list_rejects_say_why_and_point_at_the_list_line(url_list_run):
       10 ** 12, images.MAX_BYTES)
   assert detail[9] == 'content type text/html, not an image'
   assert detail[11] == "label '...' has no letters or digits"
-  assert rejects[where + ':13']['duplicate_of'] == where + ':12'
-  assert rejects[where + ':13']['detail'] == 'exact duplicate of %s:12' % where
+  assert rejects[where + ':14']['duplicate_of'] == where + ':12'
+  assert rejects[where + ':14']['detail'] == 'exact duplicate of %s:12' % where
+  assert rejects[where + ':15']['detail'] == (
+      "no face overlaps the list's rect 90,0,119,30: best 0.00 of the smaller box < 0.5")
   assert all(rejects[where + ':%d' % n]['duplicate_of'] is None for n in (6, 7, 8, 9, 11))
 
 
@@ -165,26 +178,27 @@ def test_url_list_truncated_last_line_is_one_url_list_error(url_list_run):
   run = url_list_run
   errors = read_table(run['out'], 'errors')
   assert [(e['stage'], e['source'], e['payload']) for e in errors] == [
-      ('url_list', run['listing'] + ':15', 'Zac Efron\t1\t%s\t1,2,3' % run['url']('/zac.png'))]
-  assert errors[0]['error'] == ('line 15: expected 5 tab-separated fields (person, imagenum, '
+      ('url_list', run['listing'] + ':17', 'Zac Efron\t1\t%s\t1,2,3' % run['url']('/zac.png'))]
+  assert errors[0]['error'] == ('line 17: expected 5 tab-separated fields (person, imagenum, '
                                 'url, rect, md5sum), got 4 (truncated line?)')
 
 
 def test_url_list_fetches_retries_once_and_never_fetches_a_bad_label(url_list_run):
   assert url_list_run['hits'] == {
       '/good.png': 1, '/flaky.png': 2, '/gone.png': 1, '/wrong.png': 1, '/huge.png': 1,
-      '/page.jpg': 1, '/nolabel.png': 0, '/shared.png': 2, '/zac.png': 0}
+      '/page.jpg': 1, '/nolabel.png': 0, '/shared.png': 3, '/other.png': 1, '/zac.png': 0}
 
 
 def test_url_list_accounting_invariant_and_counters(url_list_run):
   m = url_list_run['metrics']
-  assert m['images_read'] == 10  # 15 lines: 3 headers and 2 blank ones are not images
+  assert m['images_read'] == 12  # 17 lines: 3 headers and 2 blank ones are not images
   assert m['images_read'] == m['rows_faces'] + m['rows_rejects'] + m['errors']
-  assert (m['rows_faces'], m['rows_rejects'], m['errors'], m['rows_errors']) == (3, 6, 1, 1)
+  assert (m['rows_faces'], m['rows_rejects'], m['errors'], m['rows_errors']) == (4, 7, 1, 1)
   assert {k: v for k, v in m.items() if k.startswith(('rejects_', 'errors_'))} == {
       'rejects_dead_link': 2, 'rejects_md5_mismatch': 1, 'rejects_too_large': 1,
-      'rejects_bad_label': 1, 'rejects_duplicate': 1, 'errors_url_list': 1}
-  assert m['vision_images'] == 3  # the duplicate is dropped before detection
+      'rejects_bad_label': 1, 'rejects_duplicate': 1, 'rejects_rect_mismatch': 1,
+      'errors_url_list': 1}
+  assert m['vision_images'] == 5  # the duplicate is dropped before detection
 
 
 def test_url_list_index_files(url_list_run):
@@ -194,7 +208,8 @@ def test_url_list_index_files(url_list_run):
   expected = index_texts([index_entry(r) for r in faces])
   for filename, text in expected.items():
     assert (out / filename).read_text(encoding='utf-8') == text
-  assert (out / 'labels.txt').read_text(encoding='utf-8') == 'Abhishek_Bachan\nBrad_Pitt\n'
+  assert (out / 'labels.txt').read_text(encoding='utf-8') == (
+      'Abhishek_Bachan\nBrad_Pitt\nCate_Blanchett\n')
   listed = sorted(line.split(',')[0] for name in ('training_file.txt', 'validate_file.txt')
                   for line in (out / name).read_text(encoding='utf-8').splitlines())
   assert listed == sorted(os.path.relpath(r['output_path'], out) for r in faces)
@@ -202,7 +217,7 @@ def test_url_list_index_files(url_list_run):
 
 def _url_list_file(tmp_path, entries, name='dev_urls.txt'):
   path = tmp_path / name
-  path.write_text(''.join('%s\t%d\t%s\t1,2,30,40\t%s\n' % e for e in entries),
+  path.write_text(''.join('%s\t%d\t%s\t25,15,85,80\t%s\n' % e for e in entries),
                   encoding='utf-8')
   return str(path)
 
@@ -224,7 +239,7 @@ def test_read_url_lists_size_cap_from_its_downloader(tmp_path):
       records, rejects, errors = p | ReadUrlLists(JOB, listing, downloader=downloader)
       assert_that(records | beam.Map(lambda r: (r.source, r.value, r.payload)), equal_to([
           (server.url('/small.png'),
-           image_inputs.ImageMeta(listing + ':1', 'Ann_Lee', (1, 2, 30, 40)), small)]),
+           image_inputs.ImageMeta(listing + ':1', 'Ann_Lee', (25, 15, 85, 80)), small)]),
           label='images')
       assert_that(rejects, equal_to([
           image_inputs.reject_row(server.url('/big.png'), 'Ann_Lee', 'too_large',
@@ -650,3 +665,35 @@ def test_crop_face_applies_exif_orientation_before_cropping(orientation, stored)
     assert crop.size == (16, 16)
     colour, counts = dominant(np.asarray(crop))
   assert colour == GREEN and counts[GREEN] >= 0.9 * 16 * 16
+
+
+def test_output_name_fits_a_file_name_whatever_the_script():
+  source = '/p/' + '\U00020000' * 63 + '.jpg'  # 4-byte letters: 252 bytes, a legal name
+  name = output_name(source, SHA)
+  assert name == '\U00020000' * 30 + '-abcdef012345'
+  assert len((name + '.jpg').encode('utf-8')) <= 255
+
+
+# --- the list's rect picks the person's face -------------------------------------------------
+
+def test_overlap_is_the_share_of_the_smaller_box():
+  assert overlap((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+  assert overlap((0, 0, 10, 10), (-5, -5, 20, 20)) == 1.0  # one inside the other
+  assert overlap((0, 0, 10, 10), (5, 0, 15, 10)) == 0.5
+  assert overlap((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0  # touching edges
+  assert overlap((0, 0, 0, 10), (0, 0, 10, 10)) == 0.0  # empty box
+
+
+def test_face_filter_picks_the_face_in_the_rect_or_rejects_a_mismatch():
+  left = DetectedFace((0, 0, 40, 40), None, None, None, 0.9)
+  right = DetectedFace((60, 0, 120, 60), None, None, None, 0.8)  # the largest
+  detection = Detection((left, right), (), 'vision')
+  face_filter = FaceFilter(max_faces=2)
+  assert face_filter.judge(detection) == (right, None)
+  assert face_filter.judge(detection, (-5, -5, 35, 45)) == (left, None)
+  face, (reason, detail) = face_filter.judge(detection, (40, 70, 60, 90))
+  assert (face, reason) == (None, 'rect_mismatch')
+  assert detail == ("no face overlaps the list's rect 40,70,60,90: best 0.00 of the smaller "
+                    "box < 0.5")
+  # The filter's own checks come first: two faces with max_faces 1.
+  assert FaceFilter().judge(detection, (-5, -5, 35, 45))[1][0] == 'too_many_faces'

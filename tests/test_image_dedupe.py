@@ -3,6 +3,7 @@ group by rank whatever the input order, and every reject naming the image that w
 import io
 import random
 import time
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -339,4 +340,31 @@ def test_end_to_end_a_resized_re_encoded_copy_is_caught_and_another_photo_is_not
       ('ann/photo.png', 'ann/photo-copy.bmp', 'exact duplicate of ann/photo-copy.bmp'),
       ('ann/thumb.jpg', 'ann/photo-copy.bmp',
        'near duplicate of ann/photo-copy.bmp (%d bits)' % distance)])
+  assert counters == {'duplicates_exact': 1, 'duplicates_near': 1}
+
+
+# --- scopes ----------------------------------------------------------------------------------
+
+class ScopedInfo(NamedTuple):
+  sha256: str
+  phash: int
+  width: int
+  height: int
+  scope: str
+
+
+def test_duplicates_are_only_looked_for_within_a_scope():
+  """One group photo listed for two people is two faces; listed twice for one, a duplicate."""
+  base, other = far_hashes(2, seed=3)
+  elements = [
+      ('brad:1', ScopedInfo('group', base, 100, 100, 'brad')),
+      ('cate:1', ScopedInfo('group', base, 100, 100, 'cate')),   # same pixels, other person
+      ('brad:2', ScopedInfo('group', base, 100, 100, 'brad')),   # exact, same person
+      ('cate:2', ScopedInfo('resized', flip(base, [3]), 50, 50, 'cate')),  # near, same person
+      ('brad:3', ScopedInfo('resized', flip(base, [3]), 50, 50, 'dave')),  # near, nobody else
+      ('solo', ScopedInfo('solo', other, 100, 100, '')),
+  ]
+  counters = run(elements, Duplicates(NS), ['brad:1', 'cate:1', 'brad:3', 'solo'], [
+      ('brad:2', 'brad:1', 'exact duplicate of brad:1'),
+      ('cate:2', 'cate:1', 'near duplicate of cate:1 (1 bits)')])
   assert counters == {'duplicates_exact': 1, 'duplicates_near': 1}

@@ -33,17 +33,20 @@ LABELS_FILE = 'labels.txt'
 OUTPUT_FILES = tuple('%s/*/*.jpg' % split for split in SPLITS) + tuple(
     INDEX_FILES.values()) + (LABELS_FILE,)
 MAX_STEM_CHARS = 60
+MAX_STEM_BYTES = 120  # UTF-8: name <= 120 + 13 + 4 bytes, well under NAME_MAX (255)
 
 
 def output_name(source: str, sha256: str) -> str:
   """`<stem>-<12 hex>`: the file (or URL path) stem with every run of anything but
-  letters, digits and combining marks turned into one `_`; just the hex when nothing
-  usable is left."""
+  letters, digits and combining marks turned into one `_`, cut to 60 characters and 120
+  UTF-8 bytes (a legal 255-byte source name must not make an illegal crop name); just the
+  hex when nothing usable is left."""
   path = unquote(urlsplit(source).path) if '://' in source else source
   stem = posixpath.basename(path.replace('\\', '/')).rsplit('.', 1)[0]
   kept = [ch if unicodedata.category(ch)[0] in 'LNM' else ' '
           for ch in unicodedata.normalize('NFC', stem)]  # as pubfig.safe_label: marks too
-  stem = '_'.join(''.join(kept).split())[:MAX_STEM_CHARS].strip('_')
+  stem = '_'.join(''.join(kept).split())[:MAX_STEM_CHARS]
+  stem = stem.encode('utf-8')[:MAX_STEM_BYTES].decode('utf-8', 'ignore').strip('_')
   return '%s-%s' % (stem, sha256[:12]) if stem else sha256[:16]
 
 

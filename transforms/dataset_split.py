@@ -36,25 +36,29 @@ def balance_rank(sha256: str) -> str:
   return hashlib.sha256(b'balance:' + sha256.encode('ascii')).hexdigest()
 
 
-class _CapLabel(beam.DoFn):
-  """(label, candidates) -> the `cap` with the smallest balance_rank; the rest are rejects.
-  Two passes over the group (runners can re-iterate it), holding only `cap` ranks."""
+def _threshold(keyed, cap: int):
+  """(label, balance ranks) -> (label, the cap-th smallest rank): ranks up to it are kept.
+  Holds `cap` ranks, whatever the label's size."""
+  label, ranks = keyed
+  smallest = heapq.nsmallest(cap, ranks)
+  yield label, (smallest[-1] if smallest else '')
+
+
+class _Cap(beam.DoFn):
+  """Candidates ranked past their label's threshold -> `balance` rejects."""
 
   def __init__(self, job: str):
     self._job = job
 
-  def process(self, keyed, cap: int):
-    label, candidates = keyed
-    ranks = heapq.nsmallest(cap, (balance_rank(c.item.sha256) for c in candidates))
-    threshold = ranks[-1] if ranks else None
-    for candidate in candidates:
-      if threshold is not None and balance_rank(candidate.item.sha256) <= threshold:
-        yield candidate
-        continue
-      yield beam.pvalue.TaggedOutput(REJECTS, count_reject(self._job, reject_row(
-          candidate.item.source, label, BALANCE,
-          'label %s capped at %d faces (the smallest label\'s count)' % (label, cap),
-          image_id=candidate.image_id)))
+  def process(self, candidate, thresholds, cap: int):
+    label = candidate.item.label
+    if balance_rank(candidate.item.sha256) <= thresholds[label]:
+      yield candidate
+      return
+    yield beam.pvalue.TaggedOutput(REJECTS, count_reject(self._job, reject_row(
+        candidate.item.source, label, BALANCE,
+        'label %s capped at %d faces (the smallest label\'s count)' % (label, cap),
+        image_id=candidate.image_id)))
 
 
 def _record_cap(cap: int, counter) -> int:
@@ -63,23 +67,31 @@ def _record_cap(cap: int, counter) -> int:
 
 
 class Balance(beam.PTransform):
-  """Candidates -> (kept, reject rows): every label cut to the smallest label's count."""
+  """Candidates -> (kept, reject rows): every label cut to the smallest label's count.
+
+  Only (label, rank) pairs are grouped, never the candidates (which carry their image
+  bytes): the per-label thresholds reach the candidates as a side input, so the crops that
+  follow keep the parallelism they had instead of one thread per label.
+  """
 
   def __init__(self, job: str):
     super().__init__()
     self._job = job
 
   def expand(self, candidates):
-    keyed = candidates | 'ByLabel' >> beam.Map(lambda c: (c.item.label, c))
+    ranks = candidates | 'Ranks' >> beam.Map(
+        lambda c: (c.item.label, balance_rank(c.item.sha256)))
     cap = (
-        keyed
+        ranks
         | 'CountPerLabel' >> beam.combiners.Count.PerKey()
         | 'Counts' >> beam.Values()
         | 'Smallest' >> beam.CombineGlobally(lambda counts: min(counts, default=0))
         | 'CountCap' >> beam.Map(_record_cap, Metrics.counter(self._job, 'balance_cap')))
-    result = (
-        keyed
+    thresholds = (
+        ranks
         | 'Group' >> beam.GroupByKey()
-        | 'Cap' >> beam.ParDo(_CapLabel(self._job), beam.pvalue.AsSingleton(cap))
-        .with_outputs(REJECTS, main='kept'))
+        | 'Threshold' >> beam.FlatMap(_threshold, beam.pvalue.AsSingleton(cap)))
+    result = candidates | 'Cap' >> beam.ParDo(
+        _Cap(self._job), beam.pvalue.AsDict(thresholds), beam.pvalue.AsSingleton(cap)
+    ).with_outputs(REJECTS, main='kept')
     return result.kept, result[REJECTS]

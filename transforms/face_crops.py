@@ -35,6 +35,8 @@ class ImageItem(NamedTuple):
   data: bytes
   format: str
   exif_rotated: bool
+  scope: str = ''  # duplicates are looked for within a scope: '' for folders, the label for lists
+  list_rect: Optional[Tuple[int, int, int, int]] = None  # a URL list's box of the person
 
 
 def item_record(item: ImageItem) -> Record:
@@ -51,10 +53,11 @@ class _DecodeImage(beam.DoFn):
   def process(self, record: Record):
     decoded = images.decode(record.payload, max_bytes=self._max_bytes)
     meta = record.value
+    listed = meta.list_rect is not None
     yield meta.image_id, ImageItem(
         images.pixel_sha256(decoded.image), images.phash(decoded.image), decoded.width,
         decoded.height, record.source, meta.label, record.payload, decoded.format,
-        decoded.exif_rotated)
+        decoded.exif_rotated, meta.label if listed else '', meta.list_rect)
 
 
 class DecodeImages(beam.PTransform):
@@ -84,16 +87,50 @@ class FaceFilter(NamedTuple):
                                      self.reject_labels, self.min_face_px,
                                      self.min_confidence)
 
-  def subject(self, detection: Detection) -> DetectedFace:
-    """The face to crop from a detection that passed: the largest confident one (with
-    max_faces 1, the only one), ties to the most confident."""
+  def judge(self, detection: Detection, rect: Optional[Sequence[int]] = None
+            ) -> Tuple[Optional[DetectedFace], Optional[Tuple[str, str]]]:
+    """(the face to crop, None) or (None, (reason, detail)).
+
+    The face is the largest confident one (with max_faces 1, the only one). With a URL
+    list's `rect` (the person's face in the photo) it is the confident face overlapping the
+    rect most, and a `rect_mismatch` reject when none covers at least MIN_RECT_OVERLAP of
+    the smaller box: the detector found someone else, and the crop would carry the wrong
+    person's label.
+    """
+    rejected = self.reason(detection)
+    if rejected:
+      return None, rejected
     faces = [f for f in detection.faces if f.confidence >= self.min_confidence]
-    return min(faces, key=lambda f: (-_area(f.box), -f.confidence, f.box))
+    if rect is None:
+      return min(faces, key=lambda f: (-_area(f.box), -f.confidence, f.box)), None
+    best = min(faces, key=lambda f: (-overlap(f.box, rect), -f.confidence, f.box))
+    share = overlap(best.box, rect)
+    if share < MIN_RECT_OVERLAP:
+      return None, (RECT_MISMATCH, 'no face overlaps the list\'s rect %s: best %.2f of the '
+                    'smaller box < %g' % (','.join(str(v) for v in rect), share,
+                                          MIN_RECT_OVERLAP))
+    return best, None
 
 
-def _area(box: Sequence[int]) -> int:
+RECT_MISMATCH = 'rect_mismatch'
+MIN_RECT_OVERLAP = 0.5
+
+
+def _area(box: Sequence[float]) -> float:
   left, top, right, bottom = box
-  return (right - left) * (bottom - top)
+  return max(0, right - left) * max(0, bottom - top)
+
+
+def overlap(a: Sequence[float], b: Sequence[float]) -> float:
+  """The intersection of two boxes as a share of the smaller one (0 when either is
+  empty): detectors and lists frame a face differently, so IoU would punish a box that
+  merely includes more forehead."""
+  smaller = min(_area(a), _area(b))
+  if smaller <= 0:
+    return 0.0
+  inter = (max(0, min(a[2], b[2]) - max(a[0], b[0]))
+           * max(0, min(a[3], b[3]) - max(a[1], b[1])))
+  return inter / smaller
 
 
 class Candidate(NamedTuple):
@@ -149,15 +186,14 @@ class _DetectBatch(beam.DoFn):
         continue
       self._detected.inc()
       detection = face_detect.to_original(result, copy.size, (item.width, item.height))
-      rejected = self._filter.reason(detection)
+      face, rejected = self._filter.judge(detection, item.list_rect)
       if rejected:
         reason, detail = rejected
         yield beam.pvalue.TaggedOutput(REJECTS, count_reject(self._job, reject_row(
             item.source, item.label, reason, detail, image_id=image_id)))
         continue
       confident = sum(1 for f in detection.faces if f.confidence >= self._filter.min_confidence)
-      yield Candidate(image_id, item, self._filter.subject(detection), confident,
-                      detection.detector)
+      yield Candidate(image_id, item, face, confident, detection.detector)
 
   def _working_copy(self, item: ImageItem):
     image = images.decode(item.data, max_bytes=len(item.data)).image

@@ -3,6 +3,9 @@
 Elements are `(image_id, info)`: `info` is any value with `sha256` (of the decoded pixels,
 `images.pixel_sha256`), `phash` (64-bit, `images.phash`), `width` and `height`; `ImageInfo`
 is the minimal one. Elements are passed through untouched, and image ids must be unique.
+An optional `info.scope` (a string; default '') confines duplicates to images of the same
+scope: face_dataset scopes URL-list entries by person, since one group photo listed for
+two people is two different faces, not a duplicate.
 
 Which copy is kept: `keep_rank`, the most pixels first (a downscaled copy loses detail,
 never gains it), then the smallest id. It depends only on the group, never on input order
@@ -75,6 +78,10 @@ def keep_rank(image_id: str, info: Any) -> Tuple[int, str]:
   return -(info.width * info.height), image_id
 
 
+def scope_of(info: Any) -> str:
+  return getattr(info, 'scope', '') or ''
+
+
 def _node(image_id: str, info: Any) -> Node:
   return keep_rank(image_id, info) + (info.phash,)
 
@@ -131,8 +138,9 @@ class _BandMembers(beam.DoFn):
   def process(self, element):
     image_id, info = element
     node = _node(image_id, info)
+    scope = scope_of(info)
     for key in band_keys(info.phash, self._bands):
-      yield key, node
+      yield (key + '@' + scope if scope else key), node
 
 
 class _BucketEdges(beam.DoFn):
@@ -272,7 +280,8 @@ class _KeepBestCopy(beam.DoFn):
 
 
 class ExactDuplicates(beam.PTransform):
-  """(image_id, info) -> (kept, rejects): one image per `info.sha256`, by `keep_rank`."""
+  """(image_id, info) -> (kept, rejects): one image per `info.sha256` (and scope), by
+  `keep_rank`."""
 
   def __init__(self, namespace: str):
     super().__init__()
@@ -282,7 +291,8 @@ class ExactDuplicates(beam.PTransform):
     _require_bounded(images, 'ExactDuplicates')
     result = (
         images
-        | 'BySha256' >> beam.Map(lambda e: (e[1].sha256, e)).with_output_types(
+        | 'BySha256' >> beam.Map(lambda e: (scope_of(e[1]) + '@' + e[1].sha256, e))
+        .with_output_types(
             Tuple[str, Any])
         | 'Group' >> beam.GroupByKey()
         | 'KeepBest' >> beam.ParDo(_KeepBestCopy(self._namespace)).with_outputs(
