@@ -30,7 +30,7 @@ run: $(STAMP)
 	    --rule 'hot: temperature > 30 for 2 windows -> {"fan": "high"}'
 	$(PY) -m pipelines tweet_sentiment --output $(OUTPUT)/tweet_sentiment \
 	    --track 'nova x,#novax,#novaxrecall,orbitel,recall,battery'
-	$(PY) -m pipelines face_dataset --output $(OUTPUT)/face_dataset
+	$(PY) -m pipelines face_dataset --output $(OUTPUT)/face_dataset --balance
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
