@@ -40,7 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/log_analytics.py
 	$(PY) bench/iot_telemetry.py
 	$(PY) bench/tweet_sentiment.py
-	$(PY) bench/face_dataset.py
+	$(PY) bench/face_dataset.py --no_in_memory
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipelines transforms schemas tests bench

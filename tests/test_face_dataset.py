@@ -23,7 +23,7 @@ from tests import fake_vision_api
 from tests.fake_vision_api import FACE_KINDS, FakeVisionApi, draw_face, draw_sunglasses
 from tests.tables import assert_written_tables_conform, read_table
 from transforms import dataset_split, images
-from transforms.face_detect import prepare_upload
+from transforms.face_detect import prepare_upload, uploadable_as_is
 
 FACES_DIR = os.path.join(os.path.dirname(__file__), 'data', 'faces')
 ASTRONAUT_BOX = (177, 66, 272, 161)  # Haar's box, as measured in tests/test_face_detect.py
@@ -82,7 +82,9 @@ def pixel_sha(data):
 
 def upload_of(data, max_px=1024):
   """The bytes the Vision detector uploads for this file (what `respond` is keyed on)."""
-  return prepare_upload(images.decode(data).image, max_px)[0]
+  decoded = images.decode(data)
+  as_is = uploadable_as_is(decoded.format, decoded.exif_rotated)
+  return prepare_upload(decoded.image, max_px, data if as_is else None)[0]
 
 
 # Running the job.
@@ -726,3 +728,29 @@ def test_input_inside_output_is_refused_before_anything_is_deleted(tmp_path, cap
   assert launch.main(JOB, face_dataset.run, argv) == 2
   assert '--input must not be inside --output' in capsys.readouterr().err
   assert os.path.exists(crop)
+
+
+def test_small_files_go_to_vision_as_they_are_unless_a_re_encode_is_smaller(fake, tmp_path):
+  """A JPEG already under --max_upload_px is sent as is when that is smaller than the
+  quality-90 re-encode; a lossless PNG (bigger), an EXIF-rotated JPEG (stored sideways) and a
+  photo that must be downscaled are re-encoded."""
+  small_jpeg = encode(face_image(800), 'JPEG', quality=60)
+  png = encode(face_image(801))
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  rotated = encode(face_image(802).transpose(Image.Transpose.ROTATE_90), 'JPEG', quality=60,
+                   exif=exif)
+  big = encode(face_image(803, box=(480, 320, 640, 480), size=(1600, 1200)), 'JPEG',
+               quality=60)
+  files = {'a_small.jpg': small_jpeg, 'b_lossless.png': png, 'c_rotated.jpg': rotated,
+           'd_big.jpg': big}
+  for name, data in files.items():
+    put(tmp_path / 'in', 'ann', name, data)
+  c = run_job(str(tmp_path / 'in' / '*' / '*'), tmp_path / 'out', *vision_flags(fake))
+  sent = {sha for r in fake.requests for sha in r.image_sha256}
+  as_is = {name for name, data in files.items() if fake_vision_api.content_sha256(data) in sent}
+  assert as_is == {'a_small.jpg'}
+  assert {upload_of(data) == data for data in files.values()} == {True, False}
+  assert upload_of(small_jpeg) == small_jpeg and upload_of(png) != png
+  assert len(upload_of(png)) < len(png)
+  assert c['vision_images'] == 4 and c['rows_faces'] == 4

@@ -14,7 +14,7 @@ from PIL import Image
 from tests.fake_vision_api import FACE_KINDS, FakeVisionApi, draw_face, draw_sunglasses
 from transforms.face_detect import (
     DetectedFace, Detection, LocalDetector, VisionDetector, haar_confidence, prepare_upload,
-    reject_reason)
+    reject_reason, uploadable_as_is)
 from transforms.vision_api import PermanentError
 
 FACES = os.path.join(os.path.dirname(__file__), 'data', 'faces')
@@ -328,3 +328,9 @@ def test_options_change_the_limits():
   assert reject_reason(hat) is None
   assert reject_reason(hat, reject_labels=('HAT',))[0] == 'label'
   assert reject_reason(detection(face(box=(0, 0, 20, 20))), min_face_px=20) is None
+
+
+def test_uploadable_as_is_needs_a_vision_format_stored_upright():
+  assert uploadable_as_is('JPEG', False) and uploadable_as_is('PNG', False)
+  assert not uploadable_as_is('JPEG', True)  # EXIF-rotated: stored sideways
+  assert not uploadable_as_is('GIF', False) and not uploadable_as_is('TIFF', False)

@@ -178,7 +178,11 @@ class _DetectBatch(beam.DoFn):
       work.append((image_id, item, copy))
     if not work:
       return
-    results = self._detector.detect([copy for _, _, copy in work])
+    # A file whose pixels the working copy is, unscaled and upright, may be uploaded as is.
+    originals = [item.data if copy.size == (item.width, item.height)
+                 and face_detect.uploadable_as_is(item.format, item.exif_rotated) else None
+                 for _, item, copy in work]
+    results = self._detector.detect([copy for _, _, copy in work], originals)
     self._report_stats()
     for (image_id, item, copy), result in zip(work, results, strict=True):
       if isinstance(result, Exception):
