@@ -382,3 +382,15 @@ def scale_box(box: Sequence[float], factor: float) -> Box:
   """Every coordinate of `box` multiplied by `factor`."""
   left, top, right, bottom = _check_box(box)
   return left * factor, top * factor, right * factor, bottom * factor
+
+
+def model_input(data: bytes, size: int) -> np.ndarray:
+  """Image bytes -> float32 (size, size, 3) in [0, 1], what the face model is trained on
+  and served with (one function, so training and serving cannot drift apart): decoded
+  safely (EXIF orientation, any mode to RGB, first frame; RecordError for non-images) and
+  resized with LANCZOS unless already size x size (face crops are square; others are
+  stretched, not cropped)."""
+  image = decode(data).image
+  if image.size != (size, size):
+    image = image.resize((size, size), Image.Resampling.LANCZOS)
+  return np.asarray(image, dtype=np.float32) / np.float32(255.0)

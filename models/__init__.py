@@ -1,0 +1,1 @@
+"""Model definitions and training for the jobs that serve models (image_inference)."""
