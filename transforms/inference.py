@@ -1,0 +1,83 @@
+"""image_inference's pure pieces: which device, top-k, and evaluation against known labels.
+
+No Beam and no TensorFlow import here (the device check takes the visible GPUs as an
+argument), so the logic is testable on any machine and the job's graph builds without
+loading TensorFlow on the launcher.
+"""
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+DEVICES = ('auto', 'cpu', 'gpu')
+
+
+class DeviceError(RuntimeError):
+  """--device gpu where no GPU is visible: a clear failure, not a silent CPU run."""
+
+
+def resolve_device(requested: str, gpus: Sequence[str]) -> str:
+  """'cpu' or 'gpu' for --device `requested`, given the GPUs TensorFlow sees."""
+  if requested not in DEVICES:
+    raise ValueError('--device must be one of %s, got %r' % ('|'.join(DEVICES), requested))
+  if requested == 'gpu' and not gpus:
+    raise DeviceError(
+        '--device gpu, but TensorFlow sees no GPU (tf.config.list_physical_devices("GPU") '
+        'is empty): check the worker image has CUDA and a GPU build of TensorFlow, and that '
+        'the job asked for accelerators (worker_accelerator); or run with --device cpu')
+  if requested == 'auto':
+    return 'gpu' if gpus else 'cpu'
+  return requested
+
+
+def top_k(probabilities: Sequence[float], labels: Sequence[str], k: int
+          ) -> List[Tuple[str, float]]:
+  """The k most probable (label, score), highest first; ties by class id."""
+  scores = np.asarray(probabilities, dtype=np.float64).ravel()
+  if len(scores) != len(labels):
+    raise ValueError('the model has %d outputs but there are %d labels' % (
+        len(scores), len(labels)))
+  if k < 1:
+    raise ValueError('k must be >= 1, got %r' % (k,))
+  if not np.all(np.isfinite(scores)):
+    raise ValueError('the model returned a non-finite score: %r' % (scores.tolist(),))
+  order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k]
+  return [(labels[i], round(float(scores[i]), 6)) for i in order]
+
+
+Confusion = Dict[Tuple[str, str], int]  # (true label, predicted label) -> images
+
+
+def add_pairs(confusion: Confusion, pairs: Iterable[Tuple[str, str]]) -> Confusion:
+  for pair in pairs:
+    confusion[pair] = confusion.get(pair, 0) + 1
+  return confusion
+
+
+def _ratio(numerator: int, denominator: int) -> Optional[float]:
+  return round(numerator / denominator, 6) if denominator else None
+
+
+def evaluation_rows(confusion: Confusion, labels: Sequence[str] = ()) -> List[Dict]:
+  """One `evaluation` row per label (every label of the model, and any true label outside
+  it), with the overall `images` and `accuracy` on each: precision = right / predicted as
+  it (None when never predicted), recall = right / truly it (None when support is 0)."""
+  images = sum(confusion.values())
+  right = sum(count for (truth, predicted), count in confusion.items() if truth == predicted)
+  names = list(labels) + sorted({t for t, _ in confusion} - set(labels))
+  rows = []
+  for label in names:
+    hits = confusion.get((label, label), 0)
+    support = sum(c for (t, _), c in confusion.items() if t == label)
+    predicted = sum(c for (_, p), c in confusion.items() if p == label)
+    rows.append({'label': label, 'precision': _ratio(hits, predicted),
+                 'recall': _ratio(hits, support), 'support': support,
+                 'predicted': predicted, 'images': images,
+                 'accuracy': _ratio(right, images)})
+  return rows
+
+
+def confusion_rows(confusion: Confusion) -> List[Dict]:
+  """The confusion matrix as `(true_label, predicted_label, count)` rows, non-zero cells."""
+  return [{'true_label': t, 'predicted_label': p, 'count': c}
+          for (t, p), c in sorted(confusion.items()) if c]
+
