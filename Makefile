@@ -31,6 +31,10 @@ run: $(STAMP)
 	$(PY) -m pipelines tweet_sentiment --output $(OUTPUT)/tweet_sentiment \
 	    --track 'nova x,#novax,#novaxrecall,orbitel,recall,battery'
 	$(PY) -m pipelines face_dataset --output $(OUTPUT)/face_dataset --balance
+	$(PY) -m models.face_cnn train --dataset $(OUTPUT)/face_dataset \
+	    --model_out $(OUTPUT)/face_model/face.keras --epochs 15 --batch_size 8
+	$(PY) -m pipelines image_inference --input $(OUTPUT)/face_dataset/validate_file.txt \
+	    --model $(OUTPUT)/face_model/face.keras --output $(OUTPUT)/image_inference
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

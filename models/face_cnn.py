@@ -16,7 +16,6 @@ determinism): the same data and seed give the same model on the same machine.
 import argparse
 import json
 import os
-import posixpath
 import shutil
 import sys
 import tempfile
@@ -26,9 +25,10 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import images
+from transforms import dataset_files
+from transforms.dataset_files import LABELS_FILE, read_labels, sibling
 
 DEFAULT_SIZE = 96
-LABELS_FILE = 'labels.txt'
 INDEX_FILES = ('training_file.txt', 'validate_file.txt')
 
 
@@ -42,28 +42,9 @@ def _read_text(path: str) -> str:
     return fh.read().decode('utf-8')
 
 
-def read_labels(path: str) -> List[str]:
-  labels = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
-  if len(set(labels)) != len(labels):
-    raise ValueError('%s lists a label twice' % path)
-  return labels
-
-
 def read_index(path: str) -> List[Example]:
   """`path,label` lines; a relative path is relative to the index file's folder."""
-  folder = path.rsplit('/', 1)[0] if '://' in path else os.path.dirname(path)
-  examples = []
-  for number, line in enumerate(_read_text(path).splitlines(), 1):
-    if not line.strip():
-      continue
-    image_path, sep, label = line.rpartition(',')
-    if not sep or not image_path or not label:
-      raise ValueError('%s:%d: expected path,label, got %r' % (path, number, line))
-    if '://' not in image_path and not os.path.isabs(image_path):
-      image_path = (posixpath.join(folder, image_path) if '://' in folder
-                    else os.path.join(folder, *image_path.split('/')))
-    examples.append(Example(image_path, label.strip()))
-  return examples
+  return [Example(*entry) for entry in dataset_files.parse_index(path, _read_text(path))]
 
 
 class Dataset(NamedTuple):
@@ -117,13 +98,6 @@ def build_model(size: int, classes: int, seed: int = 0, dropout: float = 0.5):
   model.compile(optimizer=keras.optimizers.Adam(1e-3),
                 loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   return model
-
-
-def sibling(path: str, name: str) -> str:
-  """The file `name` in the folder of `path` (local or gs://)."""
-  if '://' in path:
-    return path.rsplit('/', 1)[0] + '/' + name
-  return os.path.join(os.path.dirname(os.path.abspath(path)), name)
 
 
 def check_model_path(model_out: str) -> None:

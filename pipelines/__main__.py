@@ -11,6 +11,7 @@ JOBS = {
     'iot_telemetry': 'device telemetry -> readings, sliding-window stats, Bigtable rows, rule commands',
     'tweet_sentiment': 'tweets -> sentiment per tweet, per-window sentiment and top terms per keyword',
     'face_dataset': 'photo folders or URL lists -> deduplicated, filtered face crops, train/validate split',
+    'image_inference': 'images or a face_dataset index -> top-k identities from a Keras model (RunInference), evaluation',
 }
 
 

@@ -21,8 +21,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, default_output, main, run_job
-from pipelines.options import (ConfigError, JobOptions, fraction, non_negative, positive,
-                               positive_int)
+from pipelines.options import (ConfigError, JobOptions, fraction, input_format, non_negative,
+                               positive, positive_int)
 from transforms import dataset_files, dataset_split, face_detect, image_inputs, images, pubfig
 from transforms.face_crops import DecodeImages, DetectFaces, FaceFilter
 from transforms.image_dedupe import Duplicates, ExactDuplicates
@@ -48,11 +48,6 @@ class FaceDatasetOptions(PipelineOptions):
   @classmethod
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('face_dataset')
-    group.add_argument(
-        '--input_format', choices=('auto', 'images', 'url_list'), default='auto',
-        help='images: --input is a glob of <root>/<label>/<file> images; url_list: '
-        'PubFig-style lists (person, imagenum, url, rect, md5sum per tab-separated line). '
-        'auto (default): url_list when --input ends in .txt or .tsv.')
     group.add_argument(
         '--detector', choices=('local', 'vision'), default='local',
         help='local: OpenCV Haar cascades, offline (roll from the eyes, no pan/tilt, no '
@@ -276,8 +271,8 @@ def _build(root, options: PipelineOptions, streaming: bool):
   if streaming:
     raise ConfigError('face_dataset is a batch job (duplicates need the whole collection); '
                       'run it without --streaming')
-  url_list = (opts.input_format == 'url_list'
-              or (opts.input_format == 'auto' and image_inputs.is_url_list(source)))
+  url_list = input_format(job_options, ('images', 'url_list')) == 'url_list' or (
+      job_options.input_format == 'auto' and image_inputs.is_url_list(source))
   downloader = pubfig.Downloader(timeout_s=opts.download_timeout,
                                  max_attempts=opts.download_attempts,
                                  max_bytes=opts.max_image_bytes,

@@ -50,6 +50,18 @@ def score(value: str) -> float:
   return _number(value, lambda n: -1 <= n <= 1, 'within [-1, 1]')
 
 
+INPUT_FORMATS = ('auto', 'images', 'url_list', 'index')
+
+
+def input_format(job_options, accepted) -> str:
+  """--input_format, refused unless 'auto' or one of `accepted` (the job's own)."""
+  chosen = job_options.input_format
+  if chosen != 'auto' and chosen not in accepted:
+    raise ConfigError('--input_format %s is not an input of this job (it takes auto, %s)'
+                      % (chosen, ', '.join(accepted)))
+  return chosen
+
+
 class JobOptions(PipelineOptions):
   """Input, output and windowing, the same for every job."""
 
@@ -60,6 +72,12 @@ class JobOptions(PipelineOptions):
         '--input', default=None,
         help='File glob (local or gs://) of JSON records, or projects/P/subscriptions/S '
         'or projects/P/topics/T (Pub/Sub, streaming). Default: the bundled sample.')
+    group.add_argument(
+        '--input_format', choices=INPUT_FORMATS, default='auto',
+        help='Image jobs: what --input holds. images: an image glob (<root>/<label>/<file> '
+        'for face_dataset); url_list (face_dataset): PubFig-style URL lists; index '
+        '(image_inference): face_dataset index files (path,label lines, the label is the '
+        'ground truth). auto (default): url_list / index for *.txt and *.tsv, else images.')
     group.add_argument(
         '--input_table', default=None,
         help='Read a BigQuery table PROJECT:DATASET.TABLE instead of --input.')

@@ -210,3 +210,16 @@ def test_python_m_a_job_reports_a_config_error_in_one_line(job, argv, message):
   assert done.returncode == 2
   assert done.stderr.strip().startswith(message)
   assert 'Traceback' not in done.stderr
+
+
+def test_no_two_jobs_define_the_same_flag():
+  """Beam parses every PipelineOptions subclass together: a flag defined by two jobs (or by
+  a job and Beam, such as Dataflow's --labels) breaks every job once both are imported."""
+  import importlib
+
+  from apache_beam.options.pipeline_options import PipelineOptions
+
+  from pipelines.__main__ import JOBS
+  for name in JOBS:
+    importlib.import_module('pipelines.' + name)
+  assert PipelineOptions([]).get_all_options()['input_format'] == 'auto'

@@ -12,6 +12,7 @@ no commas (`pubfig.safe_label` rules), so `path,label` needs no quoting.
 A crop's name is the source file's stem (made safe) plus 12 hex digits of the image's pixel
 hash: readable, stable across reruns, unique within a label (equal pixels were deduplicated).
 """
+import os
 import posixpath
 import time
 import unicodedata
@@ -23,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms import images
 from transforms.dataset_split import SPLITS, TRAINING, VALIDATE
-from transforms.deadletter import dead_letter
+from transforms.deadletter import RecordError, dead_letter
 from transforms.face_crops import Candidate, crop_face, item_record
 from transforms.image_inputs import ERRORS
 
@@ -155,3 +156,37 @@ class WriteIndex(beam.PTransform):
         | 'Entries' >> beam.Map(index_entry)
         | 'Gather' >> beam.combiners.ToList()
         | 'Write' >> beam.Map(_write_index, self._output))
+
+
+def sibling(path: str, name: str) -> str:
+  """The file `name` in the folder of `path` (local or gs://)."""
+  if '://' in path:
+    return path.rsplit('/', 1)[0] + '/' + name
+  return os.path.join(os.path.dirname(os.path.abspath(path)), name)
+
+
+def read_labels(path: str) -> List[str]:
+  """A labels.txt: one label per line, line i = class id i, each label once."""
+  with FileSystems.open(path) as fh:
+    labels = [line.strip() for line in fh.read().decode('utf-8').splitlines() if line.strip()]
+  if not labels or len(set(labels)) != len(labels):
+    raise ValueError('%s must list each label once (line i = class id i)' % path)
+  return labels
+
+
+def parse_index(path: str, text: str) -> List[Tuple[str, str]]:
+  """(image path, label) of every `path,label` line of the index file at `path`; relative
+  paths are resolved against the index file's folder. RecordError names a bad line."""
+  folder = path.rsplit('/', 1)[0] if '://' in path else os.path.dirname(path)
+  entries = []
+  for number, line in enumerate(text.splitlines(), 1):
+    if not line.strip():
+      continue
+    image_path, sep, label = line.rpartition(',')
+    if not sep or not image_path or not label.strip():
+      raise RecordError('%s:%d: expected path,label, got %r' % (path, number, line))
+    if '://' not in image_path and not os.path.isabs(image_path):
+      image_path = (posixpath.join(folder, image_path) if '://' in folder
+                    else os.path.join(folder, *image_path.split('/')))
+    entries.append((image_path, label.strip()))
+  return entries

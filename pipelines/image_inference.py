@@ -1,0 +1,280 @@
+"""image_inference: images -> a Keras model's top-k identities, batched with RunInference.
+
+    python -m pipelines.image_inference --model PATH.keras
+        [--input 'crops/*/*.jpg' | --input DATASET/validate_file.txt]
+        [--output DIR] [--top_k 3] [--min_batch_size 1] [--max_batch_size 64]
+        [--device auto|cpu|gpu] [--large_model]
+
+Input: an image glob (local or gs://), or a face_dataset index file (`path,label` lines,
+paths relative to the file; the label is the ground truth and the job also writes
+`evaluation` and `confusion`). Each image is decoded and resized exactly as the model was
+trained (`images.model_input`), batched by Beam's RunInference with a keyed TensorFlow
+handler (the model loaded once per worker process), and its top-k written to
+`predictions`. Unreadable images and failed batches are error rows:
+`images_read = rows_predictions + errors`.
+"""
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # before Beam's TF handler imports TensorFlow
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.launch import JobPlan, build_job, main, run_job
+from pipelines.options import ConfigError, JobOptions, input_format, positive, positive_int
+from transforms import dataset_files, images, inference, timestamps
+from transforms.deadletter import RecordError, TryParDo, dead_letter
+from transforms.face_model_handler import FaceModelHandler, keras_input_shape, square_rgb_size
+from transforms.records import Record
+from transforms.sources import is_pubsub
+
+JOB = 'image_inference'
+DESCRIPTION = ('Images (a glob, or a face_dataset index file with ground truth) -> '
+               'predictions (top-k identities), evaluation and confusion, and errors.')
+
+
+class ImageInferenceOptions(PipelineOptions):
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group('image_inference')
+    group.add_argument(
+        '--model', default=None,
+        help='The .keras model (local or gs://), e.g. from `python -m models.face_cnn '
+        'train`. Its input size comes from the file.')
+    group.add_argument(
+        '--model_labels', default=None,
+        help='labels.txt for the model\'s outputs (line i = class i). Default: labels.txt '
+        'beside --model.')
+    group.add_argument(
+        '--top_k', type=positive_int, default=3,
+        help='Labels per prediction in top_k (default 3).')
+    group.add_argument(
+        '--min_batch_size', type=positive_int, default=1,
+        help='RunInference batches at least this many images when it can (default 1).')
+    group.add_argument(
+        '--max_batch_size', type=positive_int, default=64,
+        help='At most this many images per model call (default 64; on a GPU, as many as '
+        'fit its memory).')
+    group.add_argument(
+        '--max_batch_duration_secs', type=positive, default=None,
+        help='Streaming: emit a partial batch after this many seconds.')
+    group.add_argument(
+        '--large_model', action='store_true', default=False,
+        help='Share one copy of the model between the worker\'s processes instead of one '
+        'per process (for models near the memory size).')
+    group.add_argument(
+        '--device', choices=inference.DEVICES, default='auto',
+        help='auto: a GPU when TensorFlow sees one; gpu: fail at start-up without one; '
+        'cpu: never a GPU (default auto).')
+
+
+class _ReadImage(beam.DoFn):
+  """(uri, truth) -> Record(bytes, uri, value=truth); a missing or oversized file raises a
+  RecordError (an error row of stage `read`)."""
+
+  def __init__(self, job: str, max_bytes: int = images.MAX_BYTES):
+    self._read = Metrics.counter(job, 'images_read')
+    self._max_bytes = max_bytes
+
+  def process(self, element):
+    uri, truth = element
+    self._read.inc()
+    try:
+      size = FileSystems.match([uri])[0].metadata_list[0].size_in_bytes
+    except (IndexError, OSError, ValueError) as e:
+      raise RecordError('cannot read %s: %s' % (uri, e)) from None
+    if size > self._max_bytes:
+      raise RecordError('image too large: %d bytes > %d (not read)' % (size, self._max_bytes))
+    with FileSystems.open(uri) as fh:
+      yield Record(fh.read(), uri, value=truth)
+
+
+class _IndexLines(beam.DoFn):
+
+  def __init__(self, job: str, clock):
+    self._job = job
+    self._clock = clock
+
+  def process(self, readable_file: fileio.ReadableFile):
+    path = readable_file.metadata.path
+    text = readable_file.read().decode('utf-8')
+    try:
+      yield from dataset_files.parse_index(path, text)
+    except RecordError as e:
+      yield beam.pvalue.TaggedOutput('errors', dead_letter(
+          self._job, 'index', str(e), Record(text, path), self._clock()))
+
+
+class _Preprocess(beam.DoFn):
+  """Record -> ((uri, truth), float32 array), what RunInference batches."""
+
+  def __init__(self, size: int):
+    self._size = size
+
+  def process(self, record: Record):
+    yield (record.source, record.value), images.model_input(record.payload, self._size)
+
+
+def prediction_row(keyed_result, labels, k: int, model: str, clock=time.time):
+  (uri, truth), result = keyed_result
+  top = inference.top_k(result.inference, labels, k)
+  return {
+      'uri': uri, 'label': top[0][0], 'score': top[0][1],
+      'top_k': json.dumps([{'label': label, 'score': score} for label, score in top]),
+      'true_label': truth, 'model': model,
+      'inference_time': timestamps.to_rfc3339(clock()),
+  }
+
+
+def failed_batch_rows(failure, job: str, clock=time.time):
+  """A batch the model refused -> one error row per image in it (nothing lost).
+  RunInference's dead letter is (batch of (key, example), (type, repr, traceback))."""
+  batch, (exc_type, exc_repr, _) = failure
+  reason = '%s: %s' % (getattr(exc_type, '__name__', exc_type), exc_repr)
+  for (uri, _), _ in batch:
+    yield dead_letter(job, 'inference', reason, Record(uri, uri), clock())
+
+
+class ConfusionFn(beam.CombineFn):
+
+  def create_accumulator(self):
+    return {}
+
+  def add_input(self, acc, pair):
+    return inference.add_pairs(acc, [pair])
+
+  def merge_accumulators(self, accumulators):
+    out = {}
+    for acc in accumulators:
+      for pair, count in acc.items():
+        out[pair] = out.get(pair, 0) + count
+    return out
+
+  def extract_output(self, acc):
+    return acc
+
+
+class ImageInference(beam.PTransform):
+  """PBegin -> {'predictions', 'errors'} (+ 'evaluation', 'confusion' with ground truth)."""
+
+  def __init__(self, source: str, model_uri: str, labels, size: int, index: bool,
+               handler_kwargs: dict, device: str = 'auto', top_k: int = 3,
+               clock=time.time, handler=None):
+    super().__init__()
+    self._source = source
+    self._model_uri = model_uri
+    self._labels = list(labels)
+    self._size = size
+    self._index = index
+    self._handler_kwargs = dict(handler_kwargs)
+    self._device = device
+    self._top_k = top_k
+    self._clock = clock
+    self._handler = handler  # tests: a FaceModelHandler that fails on purpose
+
+  def expand(self, pbegin):
+    errors = []
+    matched = pbegin | 'Match' >> fileio.MatchFiles(self._source)
+    if self._index:
+      entries = (matched | 'OpenIndex' >> fileio.ReadMatches()
+                 | 'IndexLines' >> beam.ParDo(_IndexLines(JOB, self._clock)).with_outputs(
+                     'errors', main='entries'))
+      errors.append(entries.errors)
+      uris = entries.entries
+    else:
+      uris = matched | 'Uris' >> beam.Map(lambda metadata: (metadata.path, None))
+    records, read_errors = (
+        uris
+        | 'Spread' >> beam.Reshuffle()
+        | 'Read' >> TryParDo(_ReadImage(JOB), JOB, 'read', self._clock))
+    examples, preprocess_errors = records | 'Preprocess' >> TryParDo(
+        _Preprocess(self._size), JOB, 'preprocess', self._clock)
+    handler = KeyedModelHandler(self._handler or FaceModelHandler(
+        self._model_uri, device=self._device, **self._handler_kwargs))
+    results, failed = examples | 'RunInference' >> RunInference(
+        handler).with_exception_handling()
+    labels, k, model, clock = self._labels, self._top_k, self._model_uri, self._clock
+    predictions = results | 'TopK' >> beam.Map(prediction_row, labels, k, model, clock)
+    batch_errors = failed.failed_inferences | 'FailedBatches' >> beam.FlatMap(
+        failed_batch_rows, JOB, clock)
+    tables = {
+        'predictions': predictions,
+        'errors': errors + [read_errors, preprocess_errors, batch_errors]
+        | 'Errors' >> beam.Flatten(),
+    }
+    if self._index:
+      confusion = (
+          predictions
+          | 'Pairs' >> beam.Map(lambda row: (row['true_label'], row['label']))
+          | 'Confusion' >> beam.CombineGlobally(ConfusionFn()))
+      tables['evaluation'] = confusion | 'EvaluationRows' >> beam.FlatMap(
+          inference.evaluation_rows, labels)
+      tables['confusion'] = confusion | 'ConfusionRows' >> beam.FlatMap(
+          inference.confusion_rows)
+    return tables
+
+
+def _read(pipeline, source, options):
+  return pipeline, source
+
+
+def _build(root, options: PipelineOptions, streaming: bool):
+  pipeline, source = root
+  opts = options.view_as(ImageInferenceOptions)
+  job_options = options.view_as(JobOptions)
+  if not job_options.input:
+    raise ConfigError('--input is required: an image glob or a face_dataset index file')
+  if not opts.model:
+    raise ConfigError('--model PATH.keras is required (train one with `python -m '
+                      'models.face_cnn train`)')
+  if streaming or is_pubsub(source) or job_options.input_table:
+    raise ConfigError('image_inference reads image files or index files (--input GLOB); '
+                      'Pub/Sub input is not built yet')
+  if opts.min_batch_size > opts.max_batch_size:
+    raise ConfigError('--min_batch_size (%d) is above --max_batch_size (%d)' % (
+        opts.min_batch_size, opts.max_batch_size))
+  if opts.device == 'gpu':  # fail here, before any worker starts, as load_model would
+    import tensorflow as tf
+    try:
+      inference.resolve_device('gpu', tf.config.list_physical_devices('GPU'))
+    except inference.DeviceError as e:
+      raise ConfigError(str(e)) from None
+  try:
+    size = square_rgb_size(keras_input_shape(opts.model), opts.model)
+    labels = dataset_files.read_labels(
+        opts.model_labels or dataset_files.sibling(opts.model, dataset_files.LABELS_FILE))
+  except (ValueError, OSError) as e:
+    raise ConfigError(str(e)) from None
+  index = input_format(job_options, ('images', 'index')) == 'index' or (
+      job_options.input_format == 'auto' and source.lower().endswith('.txt'))
+  handler_kwargs = {'min_batch_size': opts.min_batch_size,
+                    'max_batch_size': opts.max_batch_size,
+                    'large_model': opts.large_model}
+  if opts.max_batch_duration_secs:
+    handler_kwargs['max_batch_duration_secs'] = int(opts.max_batch_duration_secs)
+  tables = pipeline | 'ImageInference' >> ImageInference(
+      source, opts.model, labels, size, index, handler_kwargs, opts.device, opts.top_k)
+  return tables
+
+
+def build(argv=None, save_main_session=True) -> JobPlan:
+  return build_job(JOB, ImageInferenceOptions, _build, argv, save_main_session, DESCRIPTION,
+                   read=_read)
+
+
+def run(argv=None, save_main_session=True) -> Optional[beam.runners.runner.PipelineResult]:
+  return run_job(JOB, ImageInferenceOptions, _build, argv, save_main_session, DESCRIPTION,
+                 read=_read)
+
+
+if __name__ == '__main__':
+  sys.exit(main(JOB, run))

@@ -1,0 +1,206 @@
+"""image_inference: exact top-k from a model with known weights, keyed results keep their uri,
+bad images and failed batches are error rows with nothing lost, evaluation from an index
+file, and the options that must stop the job before it runs."""
+import io
+import json
+import os
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines import image_inference, launch
+from pipelines.image_inference import JOB
+from tests.tables import assert_written_tables_conform, read_table
+from transforms.face_model_handler import FaceModelHandler, keras_input_shape
+
+LABELS = ['red', 'green', 'blue']
+COLOURS = {'red': (255, 0, 0), 'green': (0, 255, 0), 'blue': (0, 0, 255),
+           'grey': (128, 128, 128), 'black': (0, 0, 0)}
+SIZE = 8
+
+
+def softmax(logits):
+  e = np.exp(logits - logits.max())
+  return e / e.sum()
+
+
+def expected_scores(colour):
+  """What the known-weights model gives: softmax(10 x the mean of each channel in [0, 1])."""
+  return softmax(10.0 * np.asarray(colour, np.float64) / 255.0)
+
+
+@pytest.fixture(scope='module')
+def model_path(tmp_path_factory):
+  """A model with known weights: the mean colour, x10 per channel, softmax over red, green
+  and blue. Saved as .keras with labels.txt beside it."""
+  import keras
+  folder = tmp_path_factory.mktemp('model')
+  model = keras.Sequential([
+      keras.Input(shape=(SIZE, SIZE, 3), name='face'),
+      keras.layers.GlobalAveragePooling2D(),
+      keras.layers.Dense(3, activation='softmax'),
+  ])
+  model.layers[-1].set_weights([10.0 * np.eye(3, dtype=np.float32), np.zeros(3, np.float32)])
+  path = str(folder / 'colours.keras')
+  model.save(path)
+  (folder / 'labels.txt').write_text(''.join(label + '\n' for label in LABELS))
+  return path
+
+
+def png(colour, size=(SIZE, SIZE)):
+  out = io.BytesIO()
+  Image.new('RGB', size, colour).save(out, 'PNG')
+  return out.getvalue()
+
+
+def write_images(root):
+  """Files by name; returns {name: path}."""
+  files = {
+      'red.png': png(COLOURS['red']), 'green.png': png(COLOURS['green']),
+      'blue.png': png(COLOURS['blue']), 'grey.png': png(COLOURS['grey']),
+      'big_blue.png': png(COLOURS['blue'], (40, 24)),  # resized (stretched) to 8 x 8
+      'notes.png': b'<html>404</html>', 'cut.png': png(COLOURS['red'], (64, 64))[:60],
+  }
+  os.makedirs(root, exist_ok=True)
+  paths = {}
+  for name, data in files.items():
+    paths[name] = os.path.join(root, name)
+    with open(paths[name], 'wb') as fh:
+      fh.write(data)
+  return paths
+
+
+def run(argv):
+  image_inference.run(argv + ['--direct_num_workers', '1'], save_main_session=False)
+
+
+def counters(out):
+  with open(os.path.join(str(out), '_metrics.json'), encoding='utf-8') as fh:
+    return json.load(fh)['counters']
+
+
+def test_the_input_size_is_read_from_the_keras_file(model_path):
+  assert keras_input_shape(model_path) == [None, SIZE, SIZE, 3]
+
+
+def test_exact_top_k_keyed_by_uri_and_bad_images_are_errors(model_path, tmp_path):
+  paths = write_images(str(tmp_path / 'in'))
+  out = tmp_path / 'out'
+  run(['--input', str(tmp_path / 'in' / '*.png'), '--output', str(out), '--model', model_path,
+       '--top_k', '2'])
+  rows = {os.path.basename(r['uri']): r for r in read_table(out, 'predictions')}
+  assert sorted(rows) == ['big_blue.png', 'blue.png', 'green.png', 'grey.png', 'red.png']
+  for name, colour in (('red.png', 'red'), ('green.png', 'green'), ('blue.png', 'blue'),
+                       ('big_blue.png', 'blue')):
+    row = rows[name]
+    scores = expected_scores(COLOURS[colour])
+    order = sorted(range(3), key=lambda i: (-scores[i], i))[:2]
+    assert row['uri'] == paths[name]
+    assert (row['label'], row['true_label'], row['model']) == (colour, None, model_path)
+    assert row['score'] == pytest.approx(scores[order[0]], abs=2e-6)
+    top = json.loads(row['top_k'])
+    assert [t['label'] for t in top] == [LABELS[i] for i in order]
+    assert [t['score'] for t in top] == pytest.approx([scores[i] for i in order], abs=2e-6)
+  # grey: all three equal (1/3 each): ties go to the lowest class id.
+  assert [t['label'] for t in json.loads(rows['grey.png']['top_k'])] == ['red', 'green']
+  errors = {os.path.basename(e['source']): e for e in read_table(out, 'errors')}
+  assert sorted(errors) == ['cut.png', 'notes.png']
+  assert {e['stage'] for e in errors.values()} == {'preprocess'}
+  assert errors['notes.png']['error'].startswith('not an image')
+  assert errors['cut.png']['error'].startswith('corrupt image')
+  c = counters(out)
+  assert c['images_read'] == 7 == c['rows_predictions'] + c['errors']
+  assert_written_tables_conform(str(out), JOB)
+
+
+def test_an_index_file_gives_evaluation_and_a_confusion_matrix(model_path, tmp_path):
+  write_images(str(tmp_path / 'ds' / 'validate' / 'x'))
+  # Truths as a face_dataset index would give them: big_blue is labelled red (a wrong
+  # truth, so the model is "wrong" once), grey is 'dee', a label the model does not know.
+  lines = ['validate/x/red.png,red', 'validate/x/green.png,green', 'validate/x/blue.png,blue',
+           'validate/x/big_blue.png,red', 'validate/x/grey.png,dee']
+  index = tmp_path / 'ds' / 'validate_file.txt'
+  index.write_text(''.join(line + '\n' for line in lines))
+  out = tmp_path / 'out'
+  run(['--input', str(index), '--output', str(out), '--model', model_path])
+  predictions = {os.path.basename(r['uri']): (r['true_label'], r['label'])
+                 for r in read_table(out, 'predictions')}
+  assert predictions == {'red.png': ('red', 'red'), 'green.png': ('green', 'green'),
+                         'blue.png': ('blue', 'blue'), 'big_blue.png': ('red', 'blue'),
+                         'grey.png': ('dee', 'red')}
+  # By hand: 3 of 5 right. red: predicted twice (red, grey), right once, truly red twice
+  # (red, big_blue). blue: predicted twice, right once, truly once.
+  evaluation = {r['label']: r for r in read_table(out, 'evaluation')}
+  assert sorted(evaluation) == ['blue', 'dee', 'green', 'red']
+  assert {k: evaluation['red'][k] for k in ('precision', 'recall', 'support', 'predicted')} == {
+      'precision': 0.5, 'recall': 0.5, 'support': 2, 'predicted': 2}
+  assert (evaluation['blue']['precision'], evaluation['blue']['recall']) == (0.5, 1.0)
+  assert (evaluation['green']['precision'], evaluation['green']['recall']) == (1.0, 1.0)
+  assert (evaluation['dee']['precision'], evaluation['dee']['recall']) == (None, 0.0)
+  assert {(r['images'], r['accuracy']) for r in evaluation.values()} == {(5, 0.6)}
+  assert sorted((r['true_label'], r['predicted_label'], r['count'])
+                for r in read_table(out, 'confusion')) == [
+      ('blue', 'blue', 1), ('dee', 'red', 1), ('green', 'green', 1), ('red', 'blue', 1),
+      ('red', 'red', 1)]
+  assert_written_tables_conform(str(out), JOB)
+
+
+class FailingOnBlack(FaceModelHandler):
+  """A handler whose model call fails for any batch holding an all-black image."""
+
+  def run_inference(self, batch, model, inference_args=None):
+    if any(float(np.asarray(x).max()) == 0.0 for x in batch):
+      raise RuntimeError('the accelerator fell over')
+    return super().run_inference(batch, model, inference_args)
+
+
+@pytest.mark.parametrize('batch_size, failed', [
+    (1, ['black.png']),  # one image per batch: only the black one is lost to errors
+    (64, ['black.png', 'blue.png', 'green.png', 'red.png']),  # one batch: all of it
+])
+def test_a_failing_batch_becomes_one_error_row_per_image(model_path, tmp_path, batch_size,
+                                                         failed):
+  from apache_beam.testing.test_pipeline import TestPipeline
+  from apache_beam.testing.util import assert_that, equal_to
+  root = tmp_path / 'in'
+  root.mkdir()
+  for name in ('red', 'green', 'blue', 'black'):
+    (root / (name + '.png')).write_bytes(png(COLOURS[name]))
+  handler = FailingOnBlack(model_path, min_batch_size=batch_size, max_batch_size=batch_size)
+  with TestPipeline() as p:
+    tables = p | image_inference.ImageInference(
+        str(root / '*.png'), model_path, LABELS, SIZE, False, {}, handler=handler)
+    assert_that(tables['errors'] | 'ErrorNames' >> beam.Map(
+        lambda e: (os.path.basename(e['source']), e['stage'], 'fell over' in e['error'])),
+        equal_to([(name, 'inference', True) for name in failed]), label='Errors')
+    assert_that(tables['predictions'] | 'Names' >> beam.Map(
+        lambda r: os.path.basename(r['uri'])),
+        equal_to(sorted({'red.png', 'green.png', 'blue.png', 'black.png'} - set(failed))),
+        label='Predictions')
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--device', 'gpu'], '--device gpu, but TensorFlow sees no GPU'),
+    (['--min_batch_size', '65'], '--min_batch_size (65) is above --max_batch_size (64)'),
+    (['--model', '{tmp}/nothing.keras'], 'nothing.keras'),
+    (['--input', 'projects/p/subscriptions/s'], 'Pub/Sub input is not built yet'),
+])
+def test_bad_options_stop_the_job_before_it_runs(model_path, tmp_path, capsys, flags, message):
+  write_images(str(tmp_path / 'in'))
+  argv = ['--input', str(tmp_path / 'in' / '*.png'), '--output', str(tmp_path / 'out'),
+          '--model', model_path] + [f.replace('{tmp}', str(tmp_path)) for f in flags]
+  assert launch.main(JOB, image_inference.run, argv) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('image_inference: error: ') and message in err, err
+  assert not os.path.exists(str(tmp_path / 'out'))
+
+
+def test_input_format_of_another_job_is_refused(model_path, tmp_path, capsys):
+  write_images(str(tmp_path / 'in'))
+  argv = ['--input', str(tmp_path / 'in' / '*.png'), '--output', str(tmp_path / 'out'),
+          '--model', model_path, '--input_format', 'url_list']
+  assert launch.main(JOB, image_inference.run, argv) == 2
+  assert ('--input_format url_list is not an input of this job (it takes auto, images, '
+          'index)') in capsys.readouterr().err
