@@ -28,7 +28,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.launch import JobPlan, build_job, main, run_job
+from pipelines.launch import JobPlan, build_job, is_local, main, run_job
 from pipelines.options import ConfigError, JobOptions, input_format, positive, positive_int
 from transforms import dataset_files, images, inference, timestamps
 from transforms.deadletter import RecordError, TryParDo, dead_letter
@@ -242,7 +242,9 @@ def _build(root, options: PipelineOptions, streaming: bool):
   if opts.min_batch_size > opts.max_batch_size:
     raise ConfigError('--min_batch_size (%d) is above --max_batch_size (%d)' % (
         opts.min_batch_size, opts.max_batch_size))
-  if opts.device == 'gpu':  # fail here, before any worker starts, as load_model would
+  if opts.device == 'gpu' and is_local(options):
+    # Locally the workers are this machine: fail now, not at model load. On Dataflow the
+    # launcher has no GPU; each worker checks in FaceModelHandler.load_model.
     import tensorflow as tf
     try:
       inference.resolve_device('gpu', tf.config.list_physical_devices('GPU'))

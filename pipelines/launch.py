@@ -28,6 +28,14 @@ def sample_input(job: str) -> str:
   return os.path.join(SAMPLES_DIR, job, '*.json*')
 
 
+LOCAL_RUNNERS = (None, 'DirectRunner', 'direct', 'FnApiRunner')
+
+
+def is_local(options: PipelineOptions) -> bool:
+  """Whether the pipeline runs on this machine (so this machine's GPUs are the workers')."""
+  return options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+
+
 def default_output(job: str) -> str:
   return os.path.join('output', job)
 
@@ -103,7 +111,7 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
   streaming = bool(standard.streaming)
   output = job_options.output or default_output(job)
   options.view_as(SetupOptions).save_main_session = save_main_session
-  local = standard.runner in (None, 'DirectRunner', 'direct', 'FnApiRunner')
+  local = is_local(options)
   if local and is_pubsub(source) and job_options.id_label:
     raise ConfigError('--id_label is not supported by the DirectRunner; run without it '
                      'locally (duplicates are still dropped by content) or on Dataflow')

@@ -38,3 +38,10 @@ def test_summary_and_metrics_file(tmp_path):
       'Output: BigQuery dataset p:ds')
   launch._write_metrics(str(tmp_path), values)
   assert json.loads((tmp_path / '_metrics.json').read_text()) == {'counters': values}
+
+
+def test_is_local_knows_the_direct_runner_from_remote_ones():
+  from apache_beam.options.pipeline_options import PipelineOptions
+  assert launch.is_local(PipelineOptions([]))
+  assert launch.is_local(PipelineOptions(['--runner', 'DirectRunner']))
+  assert not launch.is_local(PipelineOptions(['--runner', 'DataflowRunner']))
