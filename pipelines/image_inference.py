@@ -34,7 +34,8 @@ from transforms import dataset_files, images, inference, timestamps
 from transforms.deadletter import RecordError, TryParDo, dead_letter
 from transforms.face_model_handler import FaceModelHandler, keras_input_shape, square_rgb_size
 from transforms.records import Record
-from transforms.sources import is_pubsub
+from transforms.dedupe import DropDuplicates
+from transforms.sources import ReadRecords, is_pubsub
 
 JOB = 'image_inference'
 DESCRIPTION = ('Images (a glob, or a face_dataset index file with ground truth) -> '
@@ -163,35 +164,65 @@ class ConfusionFn(beam.CombineFn):
     return acc
 
 
-class ImageInference(beam.PTransform):
-  """PBegin -> {'predictions', 'errors'} (+ 'evaluation', 'confusion' with ground truth)."""
+class _MessageUris(beam.DoFn):
+  """A Pub/Sub Record -> (uri, (uri, label)) keyed for DropDuplicates; GCS notifications of
+  anything but a new object are `filtered`, unusable messages error rows (stage `message`)."""
 
-  def __init__(self, source: str, model_uri: str, labels, size: int, index: bool,
-               handler_kwargs: dict, device: str = 'auto', top_k: int = 3,
+  def __init__(self, job: str, clock):
+    self._job = job
+    self._clock = clock
+    self._read = Metrics.counter(job, 'messages_read')
+    self._filtered = Metrics.counter(job, 'filtered')
+
+  def process(self, record: Record):
+    self._read.inc()
+    try:
+      uri, label = inference.uri_from_message(record.payload, record.attributes)
+    except inference.NotAnImageEvent:
+      self._filtered.inc()
+      return
+    except RecordError as e:
+      yield beam.pvalue.TaggedOutput('errors', dead_letter(
+          self._job, 'message', str(e), record, self._clock()))
+      return
+    yield uri, (uri, label)
+
+
+class MessageUris(beam.PTransform):
+  """Pub/Sub Records -> ((uri, label) once per uri within `dedupe_ttl_s`, error rows):
+  a redelivered or repeated notification is predicted once (counted as `duplicates`)."""
+
+  def __init__(self, dedupe_ttl_s: float = 3600, clock=time.time):
+    super().__init__()
+    self._dedupe_ttl_s = dedupe_ttl_s
+    self._clock = clock
+
+  def expand(self, records):
+    parsed = records | 'Parse' >> beam.ParDo(_MessageUris(JOB, self._clock)).with_outputs(
+        'errors', main='uris')
+    uris = parsed.uris | 'DropDuplicates' >> DropDuplicates(JOB, self._dedupe_ttl_s)
+    return uris, parsed.errors
+
+
+class Predict(beam.PTransform):
+  """(uri, truth or None) -> {'predictions', 'errors'}, plus 'evaluation' and 'confusion'
+  with `evaluate` (ground truth known, bounded input)."""
+
+  def __init__(self, model_uri: str, labels, size: int, handler_kwargs: dict,
+               device: str = 'auto', top_k: int = 3, evaluate: bool = False,
                clock=time.time, handler=None):
     super().__init__()
-    self._source = source
     self._model_uri = model_uri
     self._labels = list(labels)
     self._size = size
-    self._index = index
     self._handler_kwargs = dict(handler_kwargs)
     self._device = device
     self._top_k = top_k
+    self._evaluate = evaluate
     self._clock = clock
     self._handler = handler  # tests: a FaceModelHandler that fails on purpose
 
-  def expand(self, pbegin):
-    errors = []
-    matched = pbegin | 'Match' >> fileio.MatchFiles(self._source)
-    if self._index:
-      entries = (matched | 'OpenIndex' >> fileio.ReadMatches()
-                 | 'IndexLines' >> beam.ParDo(_IndexLines(JOB, self._clock)).with_outputs(
-                     'errors', main='entries'))
-      errors.append(entries.errors)
-      uris = entries.entries
-    else:
-      uris = matched | 'Uris' >> beam.Map(lambda metadata: (metadata.path, None))
+  def expand(self, uris):
     records, read_errors = (
         uris
         | 'Spread' >> beam.Reshuffle()
@@ -208,10 +239,9 @@ class ImageInference(beam.PTransform):
         failed_batch_rows, JOB, clock)
     tables = {
         'predictions': predictions,
-        'errors': errors + [read_errors, preprocess_errors, batch_errors]
-        | 'Errors' >> beam.Flatten(),
+        'errors': (read_errors, preprocess_errors, batch_errors) | 'Errors' >> beam.Flatten(),
     }
-    if self._index:
+    if self._evaluate:
       confusion = (
           predictions
           | 'Pairs' >> beam.Map(lambda row: (row['true_label'], row['label']))
@@ -220,6 +250,53 @@ class ImageInference(beam.PTransform):
           inference.evaluation_rows, labels)
       tables['confusion'] = confusion | 'ConfusionRows' >> beam.FlatMap(
           inference.confusion_rows)
+    return tables
+
+
+class ImageInference(beam.PTransform):
+  """PBegin -> the job's tables: `source` is an image glob, index files (`index`; adds
+  evaluation) or a Pub/Sub subscription or topic (streaming)."""
+
+  def __init__(self, source: str, model_uri: str, labels, size: int, index: bool,
+               handler_kwargs: dict, device: str = 'auto', top_k: int = 3,
+               clock=time.time, handler=None, dedupe_ttl_s: float = 3600,
+               id_label: Optional[str] = None, timestamp_attribute: Optional[str] = None):
+    super().__init__()
+    self._source = source
+    self._index = index and not is_pubsub(source)
+    self._dedupe_ttl_s = dedupe_ttl_s
+    self._id_label = id_label
+    self._timestamp_attribute = timestamp_attribute
+    self._clock = clock
+    self._predict = Predict(model_uri, labels, size, handler_kwargs, device, top_k,
+                            self._index, clock, handler)
+
+  def expand(self, pbegin):
+    errors = []
+    if is_pubsub(self._source):
+      records = pbegin | 'ReadMessages' >> ReadRecords(
+          self._source, job=JOB, id_label=self._id_label,
+          timestamp_attribute=self._timestamp_attribute)
+      uris, message_errors = records | 'MessageUris' >> MessageUris(
+          self._dedupe_ttl_s, self._clock)
+      errors.append(message_errors)
+    elif self._index:
+      entries = (
+          pbegin
+          | 'Match' >> fileio.MatchFiles(self._source)
+          | 'OpenIndex' >> fileio.ReadMatches()
+          | 'IndexLines' >> beam.ParDo(_IndexLines(JOB, self._clock)).with_outputs(
+              'errors', main='entries'))
+      errors.append(entries.errors)
+      uris = entries.entries
+    else:
+      uris = (
+          pbegin
+          | 'Match' >> fileio.MatchFiles(self._source)
+          | 'Uris' >> beam.Map(lambda metadata: (metadata.path, None)))
+    tables = uris | 'Predict' >> self._predict
+    if errors:
+      tables['errors'] = errors + [tables['errors']] | 'AllErrors' >> beam.Flatten()
     return tables
 
 
@@ -236,9 +313,9 @@ def _build(root, options: PipelineOptions, streaming: bool):
   if not opts.model:
     raise ConfigError('--model PATH.keras is required (train one with `python -m '
                       'models.face_cnn train`)')
-  if streaming or is_pubsub(source) or job_options.input_table:
-    raise ConfigError('image_inference reads image files or index files (--input GLOB); '
-                      'Pub/Sub input is not built yet')
+  if job_options.input_table:
+    raise ConfigError('image_inference reads images (--input GLOB), index files or Pub/Sub '
+                      'messages naming images, not BigQuery')
   if opts.min_batch_size > opts.max_batch_size:
     raise ConfigError('--min_batch_size (%d) is above --max_batch_size (%d)' % (
         opts.min_batch_size, opts.max_batch_size))
@@ -256,16 +333,17 @@ def _build(root, options: PipelineOptions, streaming: bool):
         opts.model_labels or dataset_files.sibling(opts.model, dataset_files.LABELS_FILE))
   except (ValueError, OSError) as e:
     raise ConfigError(str(e)) from None
-  index = input_format(job_options, ('images', 'index')) == 'index' or (
-      job_options.input_format == 'auto' and source.lower().endswith('.txt'))
+  index = not streaming and (input_format(job_options, ('images', 'index')) == 'index' or (
+      job_options.input_format == 'auto' and source.lower().endswith('.txt')))
   handler_kwargs = {'min_batch_size': opts.min_batch_size,
                     'max_batch_size': opts.max_batch_size,
                     'large_model': opts.large_model}
   if opts.max_batch_duration_secs:
     handler_kwargs['max_batch_duration_secs'] = int(opts.max_batch_duration_secs)
-  tables = pipeline | 'ImageInference' >> ImageInference(
-      source, opts.model, labels, size, index, handler_kwargs, opts.device, opts.top_k)
-  return tables
+  return pipeline | 'ImageInference' >> ImageInference(
+      source, opts.model, labels, size, index, handler_kwargs, opts.device, opts.top_k,
+      dedupe_ttl_s=job_options.dedupe_ttl, id_label=job_options.id_label,
+      timestamp_attribute=job_options.timestamp_attribute)
 
 
 def build(argv=None, save_main_session=True) -> JobPlan:

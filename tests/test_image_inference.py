@@ -185,7 +185,7 @@ def test_a_failing_batch_becomes_one_error_row_per_image(model_path, tmp_path, b
     (['--device', 'gpu'], '--device gpu, but TensorFlow sees no GPU'),
     (['--min_batch_size', '65'], '--min_batch_size (65) is above --max_batch_size (64)'),
     (['--model', '{tmp}/nothing.keras'], 'nothing.keras'),
-    (['--input', 'projects/p/subscriptions/s'], 'Pub/Sub input is not built yet'),
+    (['--input_table', 'p:d.t'], 'not BigQuery'),
 ])
 def test_bad_options_stop_the_job_before_it_runs(model_path, tmp_path, capsys, flags, message):
   write_images(str(tmp_path / 'in'))
@@ -204,3 +204,42 @@ def test_input_format_of_another_job_is_refused(model_path, tmp_path, capsys):
   assert launch.main(JOB, image_inference.run, argv) == 2
   assert ('--input_format url_list is not an input of this job (it takes auto, images, '
           'index)') in capsys.readouterr().err
+
+
+def test_streaming_messages_name_images_once_each(model_path, tmp_path):
+  """Pub/Sub messages in every producer form -> one prediction per image: a repeated message
+  is a duplicate, a delete notification is filtered, a broken message an error row."""
+  from apache_beam.options.pipeline_options import StandardOptions
+  from apache_beam.testing.test_pipeline import TestPipeline
+  from apache_beam.testing.test_stream import TestStream
+  from apache_beam.testing.util import assert_that, equal_to
+  from transforms.records import Record
+  paths = write_images(str(tmp_path / 'in'))
+  messages = [
+      Record(paths['red.png'].encode(), 'projects/p/subscriptions/s'),
+      Record(json.dumps({'uri': paths['blue.png'], 'label': 'blue'}).encode(),
+             'projects/p/subscriptions/s'),
+      Record(paths['red.png'].encode(), 'projects/p/subscriptions/s'),  # redelivered
+      Record(b'{}', 'projects/p/subscriptions/s',
+             attributes={'bucketId': 'b', 'objectId': 'x.jpg', 'eventType': 'OBJECT_DELETE'}),
+      Record(b'{"uri": ', 'projects/p/subscriptions/s'),
+      Record(paths['notes.png'].encode(), 'projects/p/subscriptions/s'),
+  ]
+  stream = TestStream().advance_watermark_to(0)
+  for message in messages:
+    stream = stream.add_elements([message])
+  stream = stream.advance_watermark_to_infinity()
+  options = StandardOptions(streaming=True)
+  p = TestPipeline(options=options)
+  uris, message_errors = p | stream | image_inference.MessageUris()
+  tables = uris | image_inference.Predict(model_path, LABELS, SIZE, {'max_batch_size': 4})
+  assert_that(tables['predictions'] | 'Pred' >> beam.Map(
+      lambda r: (os.path.basename(r['uri']), r['label'], r['true_label'])),
+      equal_to([('red.png', 'red', None), ('blue.png', 'blue', 'blue')]), label='Predictions')
+  assert_that(message_errors | 'Msg' >> beam.Map(lambda e: (e['stage'], e['payload'])),
+              equal_to([('message', '{"uri": ')]), label='MessageErrors')
+  assert_that(tables['errors'] | 'Img' >> beam.Map(
+      lambda e: (e['stage'], os.path.basename(e['source']))),
+      equal_to([('preprocess', 'notes.png')]), label='ImageErrors')
+  result = p.run()
+  result.wait_until_finish()

@@ -3,7 +3,8 @@ confusion matrix checked by hand."""
 import pytest
 
 from transforms import inference
-from transforms.inference import DeviceError
+from transforms.deadletter import RecordError
+from transforms.inference import DeviceError, NotAnImageEvent
 
 
 def test_device_auto_uses_a_gpu_when_one_is_visible():
@@ -75,3 +76,35 @@ def test_evaluation_of_nothing():
       {'label': 'ann', 'precision': None, 'recall': None, 'support': 0, 'predicted': 0,
        'images': 0, 'accuracy': None}]
   assert inference.confusion_rows({}) == []
+
+
+@pytest.mark.parametrize('payload, attributes, expected', [
+    (b'gs://bkt/faces/a.jpg', None, ('gs://bkt/faces/a.jpg', None)),
+    (' gs://bkt/a.jpg\n', None, ('gs://bkt/a.jpg', None)),
+    (b'{"uri": "gs://bkt/a.jpg", "label": "ann"}', None, ('gs://bkt/a.jpg', 'ann')),
+    (b'{"bucket": "bkt", "name": "dir/a b.jpg", "size": "10"}', None,
+     ('gs://bkt/dir/a b.jpg', None)),
+    (b'{"kind": "storage#object"}', {'bucketId': 'bkt', 'objectId': 'x/y.jpg',
+                                      'eventType': 'OBJECT_FINALIZE'}, ('gs://bkt/x/y.jpg', None)),
+])
+def test_messages_name_images_in_every_producer_form(payload, attributes, expected):
+  assert inference.uri_from_message(payload, attributes) == expected
+
+
+def test_a_notification_of_anything_but_a_new_object_is_not_an_image_event():
+  with pytest.raises(NotAnImageEvent, match='OBJECT_DELETE of gs://bkt/x.jpg'):
+    inference.uri_from_message(b'{}', {'bucketId': 'bkt', 'objectId': 'x.jpg',
+                                       'eventType': 'OBJECT_DELETE'})
+
+
+@pytest.mark.parametrize('payload, message', [
+    (b'\xff\xfe', 'not UTF-8'),
+    (b'', 'does not name an image'),
+    (b'https://example.com/a.jpg', 'does not name an image'),
+    (b'{"uri": ', 'not valid JSON'),
+    (b'{"path": "gs://b/a.jpg"}', 'has no "uri"'),
+    (b'{"uri": "gs://b/a.jpg", "label": 3}', '"label" must be text'),
+])
+def test_unusable_messages_are_record_errors(payload, message):
+  with pytest.raises(RecordError, match=message):
+    inference.uri_from_message(payload)

@@ -1,12 +1,15 @@
 """image_inference's pure pieces: which device, top-k, and evaluation against known labels.
 
-No Beam and no TensorFlow import here (the device check takes the visible GPUs as an
-argument), so the logic is testable on any machine and the job's graph builds without
-loading TensorFlow on the launcher.
+No TensorFlow import here (the device check takes the visible GPUs as an argument), so
+the logic is testable on any machine and the job's graph builds without loading
+TensorFlow on the launcher.
 """
+import json
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from transforms.deadletter import RecordError
 
 DEVICES = ('auto', 'cpu', 'gpu')
 
@@ -81,3 +84,53 @@ def confusion_rows(confusion: Confusion) -> List[Dict]:
   return [{'true_label': t, 'predicted_label': p, 'count': c}
           for (t, p), c in sorted(confusion.items()) if c]
 
+
+
+# --- image URIs from Pub/Sub messages ----------------------------------------------------
+
+class NotAnImageEvent(Exception):
+  """A message that names no new image (a GCS notification of a delete, say): filtered."""
+
+
+def uri_from_message(payload, attributes: Optional[Dict[str, str]] = None
+                     ) -> Tuple[str, Optional[str]]:
+  """(image URI, ground-truth label or None) named by a Pub/Sub message, in any of the forms
+  a producer sends:
+
+  - a Cloud Storage notification (attributes `bucketId`, `objectId`, `eventType`): only
+    OBJECT_FINALIZE names a new image; other events raise NotAnImageEvent;
+  - a JSON object `{"uri": "gs://...", "label": "..."}` (label optional), or a GCS object
+    resource `{"bucket": ..., "name": ...}` (a notification's payload without attributes);
+  - the URI itself as text.
+  RecordError for anything else (not UTF-8, empty, not a gs:// or local path).
+  """
+  attributes = attributes or {}
+  if 'bucketId' in attributes and 'objectId' in attributes:
+    event = attributes.get('eventType', 'OBJECT_FINALIZE')
+    if event != 'OBJECT_FINALIZE':
+      raise NotAnImageEvent('%s of gs://%s/%s' % (event, attributes['bucketId'],
+                                                 attributes['objectId']))
+    return 'gs://%s/%s' % (attributes['bucketId'], attributes['objectId']), None
+  if isinstance(payload, (bytes, bytearray)):
+    try:
+      payload = bytes(payload).decode('utf-8')
+    except UnicodeDecodeError:
+      raise RecordError('message is not UTF-8 text') from None
+  text = (payload or '').strip()
+  label = None
+  if text.startswith('{'):
+    try:
+      value = json.loads(text)
+    except ValueError as e:
+      raise RecordError('message is not valid JSON: %s' % e) from None
+    if isinstance(value.get('uri'), str):
+      text, label = value['uri'].strip(), value.get('label')
+    elif isinstance(value.get('bucket'), str) and isinstance(value.get('name'), str):
+      text = 'gs://%s/%s' % (value['bucket'], value['name'])
+    else:
+      raise RecordError('JSON message has no "uri" (or "bucket" and "name")')
+    if label is not None and not isinstance(label, str):
+      raise RecordError('"label" must be text, got %r' % (label,))
+  if not text or '\n' in text or ('://' in text and not text.startswith('gs://')):
+    raise RecordError('message does not name an image: %r' % text[:200])
+  return text, label
