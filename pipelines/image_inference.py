@@ -29,10 +29,9 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, is_local, main, run_job
-from pipelines.options import ConfigError, JobOptions, input_format, positive, positive_int
+from pipelines.options import ConfigError, JobOptions, input_format, positive_int
 from transforms import dataset_files, images, inference, timestamps
 from transforms.deadletter import RecordError, TryParDo, dead_letter
-from transforms.face_model_handler import FaceModelHandler, keras_input_shape, square_rgb_size
 from transforms.records import Record
 from transforms.dedupe import DropDuplicates
 from transforms.sources import ReadRecords, is_pubsub
@@ -66,21 +65,24 @@ class ImageInferenceOptions(PipelineOptions):
         help='At most this many images per model call (default 64; on a GPU, as many as '
         'fit its memory).')
     group.add_argument(
-        '--max_batch_duration_secs', type=positive, default=None,
-        help='Streaming: emit a partial batch after this many seconds.')
+        '--max_batch_duration_secs', type=positive_int, default=None,
+        help='Streaming: run a partial batch after this many seconds (whole seconds; '
+        'ignored in batch, where bundles end anyway).')
     group.add_argument(
         '--large_model', action='store_true', default=False,
         help='Share one copy of the model between the worker\'s processes instead of one '
         'per process (for models near the memory size).')
     group.add_argument(
         '--device', choices=inference.DEVICES, default='auto',
-        help='auto: a GPU when TensorFlow sees one; gpu: fail at start-up without one; '
-        'cpu: never a GPU (default auto).')
+        help='auto: a GPU when TensorFlow sees one; gpu: a GPU or fail (at start-up '
+        'locally; at model load on a worker without one); cpu: never a GPU (default auto). '
+        'The summary counts batches_on_cpu / batches_on_gpu.')
 
 
 class _ReadImage(beam.DoFn):
   """(uri, truth) -> Record(bytes, uri, value=truth); a missing or oversized file raises a
-  RecordError (an error row of stage `read`)."""
+  RecordError (an error row of stage `read`). Reads at most max_bytes + 1 bytes: no
+  metadata lookup (a name with glob characters such as `photo[1].jpg` would not match)."""
 
   def __init__(self, job: str, max_bytes: int = images.MAX_BYTES):
     self._read = Metrics.counter(job, 'images_read')
@@ -90,29 +92,37 @@ class _ReadImage(beam.DoFn):
     uri, truth = element
     self._read.inc()
     try:
-      size = FileSystems.match([uri])[0].metadata_list[0].size_in_bytes
-    except (IndexError, OSError, ValueError) as e:
+      with FileSystems.open(uri) as fh:
+        data = fh.read(self._max_bytes + 1)
+    except (OSError, ValueError) as e:
       raise RecordError('cannot read %s: %s' % (uri, e)) from None
-    if size > self._max_bytes:
-      raise RecordError('image too large: %d bytes > %d (not read)' % (size, self._max_bytes))
-    with FileSystems.open(uri) as fh:
-      yield Record(fh.read(), uri, value=truth)
+    if len(data) > self._max_bytes:
+      raise RecordError('image too large: over %d bytes (not read)' % self._max_bytes)
+    yield Record(data, uri, value=truth)
 
 
 class _IndexLines(beam.DoFn):
+  """An index file -> (uri, label) per line; a bad line is its own error row (counted as an
+  image read), and never takes the other lines with it."""
 
   def __init__(self, job: str, clock):
     self._job = job
     self._clock = clock
+    self._read = Metrics.counter(job, 'images_read')
 
   def process(self, readable_file: fileio.ReadableFile):
     path = readable_file.metadata.path
-    text = readable_file.read().decode('utf-8')
-    try:
-      yield from dataset_files.parse_index(path, text)
-    except RecordError as e:
-      yield beam.pvalue.TaggedOutput('errors', dead_letter(
-          self._job, 'index', str(e), Record(text, path), self._clock()))
+    text = readable_file.read().decode('utf-8', 'surrogateescape')
+    for number, line in enumerate(text.splitlines(), 1):
+      try:
+        entry = dataset_files.parse_index_line(path, number, line)
+      except RecordError as e:
+        self._read.inc()
+        yield beam.pvalue.TaggedOutput('errors', dead_letter(
+            self._job, 'index', str(e), Record(line, path, line=number), self._clock()))
+        continue
+      if entry:
+        yield entry
 
 
 class _Preprocess(beam.DoFn):
@@ -134,6 +144,27 @@ def prediction_row(keyed_result, labels, k: int, model: str, clock=time.time):
       'true_label': truth, 'model': model,
       'inference_time': timestamps.to_rfc3339(clock()),
   }
+
+
+class _TopK(beam.DoFn):
+  """Keyed PredictionResult -> a `predictions` row; an output the labels cannot name (a
+  NaN score, a model with more outputs than labels) is an error row of stage
+  `postprocess`, not a failed job."""
+
+  def __init__(self, job: str, labels, k: int, model: str, clock):
+    self._job = job
+    self._labels = list(labels)
+    self._k = k
+    self._model = model
+    self._clock = clock
+
+  def process(self, keyed_result):
+    try:
+      yield prediction_row(keyed_result, self._labels, self._k, self._model, self._clock)
+    except ValueError as e:
+      uri = keyed_result[0][0]
+      yield beam.pvalue.TaggedOutput('errors', dead_letter(
+          self._job, 'postprocess', str(e), Record(uri, uri), self._clock()))
 
 
 def failed_batch_rows(failure, job: str, clock=time.time):
@@ -229,17 +260,23 @@ class Predict(beam.PTransform):
         | 'Read' >> TryParDo(_ReadImage(JOB), JOB, 'read', self._clock))
     examples, preprocess_errors = records | 'Preprocess' >> TryParDo(
         _Preprocess(self._size), JOB, 'preprocess', self._clock)
-    handler = KeyedModelHandler(self._handler or FaceModelHandler(
-        self._model_uri, device=self._device, **self._handler_kwargs))
+    if self._handler is None:
+      from transforms.face_model_handler import FaceModelHandler  # imports TensorFlow
+      self._handler = FaceModelHandler(self._model_uri, device=self._device,
+                                       namespace=JOB, **self._handler_kwargs)
+    handler = KeyedModelHandler(self._handler)
     results, failed = examples | 'RunInference' >> RunInference(
         handler).with_exception_handling()
     labels, k, model, clock = self._labels, self._top_k, self._model_uri, self._clock
-    predictions = results | 'TopK' >> beam.Map(prediction_row, labels, k, model, clock)
+    top = results | 'TopK' >> beam.ParDo(_TopK(JOB, labels, k, model, clock)).with_outputs(
+        'errors', main='predictions')
+    predictions = top.predictions
     batch_errors = failed.failed_inferences | 'FailedBatches' >> beam.FlatMap(
         failed_batch_rows, JOB, clock)
     tables = {
         'predictions': predictions,
-        'errors': (read_errors, preprocess_errors, batch_errors) | 'Errors' >> beam.Flatten(),
+        'errors': (read_errors, preprocess_errors, batch_errors, top.errors)
+        | 'Errors' >> beam.Flatten(),
     }
     if self._evaluate:
       confusion = (
@@ -328,18 +365,24 @@ def _build(root, options: PipelineOptions, streaming: bool):
     except inference.DeviceError as e:
       raise ConfigError(str(e)) from None
   try:
-    size = square_rgb_size(keras_input_shape(opts.model), opts.model)
-    labels = dataset_files.read_labels(
-        opts.model_labels or dataset_files.sibling(opts.model, dataset_files.LABELS_FILE))
+    config = inference.keras_config(opts.model)
+    size = inference.square_rgb_size(inference.keras_input_shape(config), opts.model)
+    labels_file = opts.model_labels or dataset_files.sibling(opts.model,
+                                                             dataset_files.LABELS_FILE)
+    labels = dataset_files.read_labels(labels_file)
   except (ValueError, OSError) as e:
     raise ConfigError(str(e)) from None
+  units = inference.keras_output_units(config)
+  if units is not None and units != len(labels):
+    raise ConfigError('%s has %d outputs but %s lists %d labels' % (
+        opts.model, units, labels_file, len(labels)))
   index = not streaming and (input_format(job_options, ('images', 'index')) == 'index' or (
       job_options.input_format == 'auto' and source.lower().endswith('.txt')))
   handler_kwargs = {'min_batch_size': opts.min_batch_size,
                     'max_batch_size': opts.max_batch_size,
                     'large_model': opts.large_model}
-  if opts.max_batch_duration_secs:
-    handler_kwargs['max_batch_duration_secs'] = int(opts.max_batch_duration_secs)
+  if opts.max_batch_duration_secs and streaming:
+    handler_kwargs['max_batch_duration_secs'] = opts.max_batch_duration_secs
   return pipeline | 'ImageInference' >> ImageInference(
       source, opts.model, labels, size, index, handler_kwargs, opts.device, opts.top_k,
       dedupe_ttl_s=job_options.dedupe_ttl, id_label=job_options.id_label,

@@ -7,13 +7,16 @@ import os
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 import pytest
 from PIL import Image
 
 from pipelines import image_inference, launch
 from pipelines.image_inference import JOB
 from tests.tables import assert_written_tables_conform, read_table
-from transforms.face_model_handler import FaceModelHandler, keras_input_shape
+from transforms import inference
+from transforms.face_model_handler import FaceModelHandler, OnDevice
 
 LABELS = ['red', 'green', 'blue']
 COLOURS = {'red': (255, 0, 0), 'green': (0, 255, 0), 'blue': (0, 0, 255),
@@ -82,7 +85,9 @@ def counters(out):
 
 
 def test_the_input_size_is_read_from_the_keras_file(model_path):
-  assert keras_input_shape(model_path) == [None, SIZE, SIZE, 3]
+  config = inference.keras_config(model_path)
+  assert inference.keras_input_shape(config) == [None, SIZE, SIZE, 3]
+  assert inference.keras_output_units(config) == 3
 
 
 def test_exact_top_k_keyed_by_uri_and_bad_images_are_errors(model_path, tmp_path):
@@ -162,8 +167,6 @@ class FailingOnBlack(FaceModelHandler):
 ])
 def test_a_failing_batch_becomes_one_error_row_per_image(model_path, tmp_path, batch_size,
                                                          failed):
-  from apache_beam.testing.test_pipeline import TestPipeline
-  from apache_beam.testing.util import assert_that, equal_to
   root = tmp_path / 'in'
   root.mkdir()
   for name in ('red', 'green', 'blue', 'black'):
@@ -186,9 +189,11 @@ def test_a_failing_batch_becomes_one_error_row_per_image(model_path, tmp_path, b
     (['--min_batch_size', '65'], '--min_batch_size (65) is above --max_batch_size (64)'),
     (['--model', '{tmp}/nothing.keras'], 'nothing.keras'),
     (['--input_table', 'p:d.t'], 'not BigQuery'),
+    (['--model_labels', '{tmp}/two.txt'], 'colours.keras has 3 outputs but'),
 ])
 def test_bad_options_stop_the_job_before_it_runs(model_path, tmp_path, capsys, flags, message):
   write_images(str(tmp_path / 'in'))
+  (tmp_path / 'two.txt').write_text('red\ngreen\n')
   argv = ['--input', str(tmp_path / 'in' / '*.png'), '--output', str(tmp_path / 'out'),
           '--model', model_path] + [f.replace('{tmp}', str(tmp_path)) for f in flags]
   assert launch.main(JOB, image_inference.run, argv) == 2
@@ -210,9 +215,7 @@ def test_streaming_messages_name_images_once_each(model_path, tmp_path):
   """Pub/Sub messages in every producer form -> one prediction per image: a repeated message
   is a duplicate, a delete notification is filtered, a broken message an error row."""
   from apache_beam.options.pipeline_options import StandardOptions
-  from apache_beam.testing.test_pipeline import TestPipeline
   from apache_beam.testing.test_stream import TestStream
-  from apache_beam.testing.util import assert_that, equal_to
   from transforms.records import Record
   paths = write_images(str(tmp_path / 'in'))
   messages = [
@@ -243,3 +246,58 @@ def test_streaming_messages_name_images_once_each(model_path, tmp_path):
       equal_to([('preprocess', 'notes.png')]), label='ImageErrors')
   result = p.run()
   result.wait_until_finish()
+
+
+def test_the_device_travels_with_the_loaded_model(model_path):
+  """Every thread's handler copy and the large_model server call the model loaded once:
+  the device scope must be part of what load_model returns, not of one handler copy."""
+  model = FaceModelHandler(model_path, device='cpu').load_model()
+  assert isinstance(model, OnDevice) and model.device == '/CPU:0'
+  out = np.asarray(model(np.zeros((2, SIZE, SIZE, 3), np.float32)))
+  assert out.shape == (2, 3)
+  with pytest.raises(inference.DeviceError):
+    FaceModelHandler(model_path, device='gpu').load_model()  # no GPU on this machine
+
+
+def test_a_bad_index_line_is_one_error_and_the_others_are_predicted(model_path, tmp_path):
+  paths = write_images(str(tmp_path / 'ds' / 'v'))
+  os.rename(paths['red.png'], str(tmp_path / 'ds' / 'v' / 'photo[1].png'))  # glob characters
+  index = tmp_path / 'ds' / 'validate_file.txt'
+  index.write_text('v/photo[1].png,red\nthis line has no comma\nv/green.png,green\n')
+  out = tmp_path / 'out'
+  run(['--input', str(index), '--output', str(out), '--model', model_path])
+  assert sorted(os.path.basename(r['uri']) for r in read_table(out, 'predictions')) == [
+      'green.png', 'photo[1].png']
+  errors = read_table(out, 'errors')
+  assert [(e['stage'], e['payload'], e['source']) for e in errors] == [
+      ('index', 'this line has no comma', str(index) + ':2')]
+  c = counters(out)
+  assert c['images_read'] == 3 == c['rows_predictions'] + c['errors']
+  assert c['batches_on_cpu'] >= 1
+  assert {(r['label'], r['images']) for r in read_table(out, 'evaluation')} >= {('red', 2)}
+
+
+class NanForRed(FaceModelHandler):
+  """A model output the labels cannot name: NaN scores for red images."""
+
+  def run_inference(self, batch, model, inference_args=None):
+    from apache_beam.ml.inference.base import PredictionResult
+    results = list(super().run_inference(batch, model, inference_args))
+    return [PredictionResult(r.example, np.full(3, np.nan, np.float32))
+            if float(np.asarray(r.example)[..., 0].mean()) > 0.9 else r for r in results]
+
+
+def test_an_output_that_names_no_label_is_a_postprocess_error(model_path, tmp_path):
+  root = tmp_path / 'in'
+  root.mkdir()
+  for name in ('red', 'blue'):
+    (root / (name + '.png')).write_bytes(png(COLOURS[name]))
+  with TestPipeline() as p:
+    tables = p | image_inference.ImageInference(
+        str(root / '*.png'), model_path, LABELS, SIZE, False, {},
+        handler=NanForRed(model_path))
+    assert_that(tables['errors'] | 'E' >> beam.Map(
+        lambda e: (os.path.basename(e['source']), e['stage'], 'non-finite' in e['error'])),
+        equal_to([('red.png', 'postprocess', True)]), label='Errors')
+    assert_that(tables['predictions'] | 'P' >> beam.Map(lambda r: r['label']),
+                equal_to(['blue']), label='Predictions')

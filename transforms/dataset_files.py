@@ -16,7 +16,7 @@ import os
 import posixpath
 import time
 import unicodedata
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 import apache_beam as beam
@@ -174,19 +174,32 @@ def read_labels(path: str) -> List[str]:
   return labels
 
 
+def index_folder(path: str) -> str:
+  return path.rsplit('/', 1)[0] if '://' in path else os.path.dirname(path)
+
+
+def parse_index_line(path: str, number: int, line: str) -> Optional[Tuple[str, str]]:
+  """(image path, label) of line `number` of the index file at `path`, None for a blank
+  line; relative paths are resolved against the index file's folder. RecordError for a
+  line that is not `path,label`."""
+  if not line.strip():
+    return None
+  image_path, sep, label = line.rpartition(',')
+  if not sep or not image_path or not label.strip():
+    raise RecordError('%s:%d: expected path,label, got %r' % (path, number, line))
+  if '://' not in image_path and not os.path.isabs(image_path):
+    folder = index_folder(path)
+    image_path = (posixpath.join(folder, image_path) if '://' in folder
+                  else os.path.join(folder, *image_path.split('/')))
+  return image_path, label.strip()
+
+
 def parse_index(path: str, text: str) -> List[Tuple[str, str]]:
-  """(image path, label) of every `path,label` line of the index file at `path`; relative
-  paths are resolved against the index file's folder. RecordError names a bad line."""
-  folder = path.rsplit('/', 1)[0] if '://' in path else os.path.dirname(path)
+  """Every entry of an index file; RecordError at the first bad line (training refuses a
+  broken index; image_inference dead-letters bad lines one by one instead)."""
   entries = []
   for number, line in enumerate(text.splitlines(), 1):
-    if not line.strip():
-      continue
-    image_path, sep, label = line.rpartition(',')
-    if not sep or not image_path or not label.strip():
-      raise RecordError('%s:%d: expected path,label, got %r' % (path, number, line))
-    if '://' not in image_path and not os.path.isabs(image_path):
-      image_path = (posixpath.join(folder, image_path) if '://' in folder
-                    else os.path.join(folder, *image_path.split('/')))
-    entries.append((image_path, label.strip()))
+    entry = parse_index_line(path, number, line)
+    if entry:
+      entries.append(entry)
   return entries

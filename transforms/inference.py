@@ -1,13 +1,15 @@
 """image_inference's pure pieces: which device, top-k, and evaluation against known labels.
 
-No TensorFlow import here (the device check takes the visible GPUs as an argument), so
-the logic is testable on any machine and the job's graph builds without loading
-TensorFlow on the launcher.
+No TensorFlow import here (the device check takes the visible GPUs as an argument; model
+facts come from the `.keras` file's config.json), so this logic is testable on any machine
+and `--help` or a bad option never waits for TensorFlow to load.
 """
 import json
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+import zipfile
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 
 from transforms.deadletter import RecordError
 
@@ -134,3 +136,42 @@ def uri_from_message(payload, attributes: Optional[Dict[str, str]] = None
   if not text or '\n' in text or ('://' in text and not text.startswith('gs://')):
     raise RecordError('message does not name an image: %r' % text[:200])
   return text, label
+
+
+# --- what a .keras file says about its model, without TensorFlow -------------------------
+
+def keras_config(model_uri: str) -> Dict[str, Any]:
+  """The model's config.json from a `.keras` file (a zip), local or gs://."""
+  try:
+    with FileSystems.open(model_uri) as fh, zipfile.ZipFile(fh) as archive:
+      return json.loads(archive.read('config.json'))
+  except (zipfile.BadZipFile, KeyError, ValueError) as e:
+    raise ValueError('%s is not a .keras model file: %s' % (model_uri, e)) from None
+
+
+def keras_output_units(config: Dict[str, Any]) -> Optional[int]:
+  """Outputs of the model's last layer when it says (a Dense layer's `units`), else None."""
+  layers = config.get('config', {}).get('layers') or []
+  units = layers[-1].get('config', {}).get('units') if layers else None
+  return units if isinstance(units, int) else None
+
+
+def keras_input_shape(config: Dict[str, Any]) -> List[Optional[int]]:
+  """The model's input shape (batch dimension included) from a `.keras` config: the
+  launcher learns the preprocessing size without loading the model."""
+  for layer in config.get('config', {}).get('layers', []):
+    if layer.get('class_name') == 'InputLayer':
+      shape = layer.get('config', {}).get('batch_shape')
+      if shape:
+        return list(shape)
+  shape = config.get('build_config', {}).get('input_shape')
+  if shape:
+    return list(shape)
+  raise ValueError('the model does not say its input shape (no InputLayer)')
+
+
+def square_rgb_size(shape: List[Optional[int]], model_uri: str) -> int:
+  if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3 or not shape[1]:
+    raise ValueError('%s takes %s; image_inference serves models of square RGB images '
+                     '(None, size, size, 3)' % (model_uri, shape))
+  return int(shape[1])
