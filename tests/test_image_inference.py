@@ -301,3 +301,21 @@ def test_an_output_that_names_no_label_is_a_postprocess_error(model_path, tmp_pa
         equal_to([('red.png', 'postprocess', True)]), label='Errors')
     assert_that(tables['predictions'] | 'P' >> beam.Map(lambda r: r['label']),
                 equal_to(['blue']), label='Predictions')
+
+
+def test_served_predictions_are_inference_mode_even_with_augmentation_layers(tmp_path):
+  """face_cnn's RandomFlip must not flip served images: the handler's output equals the
+  model in inference mode, not a mirrored image's."""
+  from models import face_cnn
+  model = face_cnn.build_model(16, 2, seed=0)
+  path = str(tmp_path / 'face.keras')
+  face_cnn.save_model(model, ['ann', 'bob'], path)
+  rng = np.random.default_rng(1)
+  x = rng.random((8, 16, 16, 3), dtype=np.float32)
+  handler = FaceModelHandler(path, device='cpu')
+  loaded = handler.load_model()
+  served = np.stack([np.asarray(r.inference) for r in handler.run_inference(list(x), loaded)])
+  expected = np.asarray(loaded.model(x, training=False))
+  np.testing.assert_allclose(served, expected, atol=1e-6)
+  mirrored = np.asarray(loaded.model(x[:, :, ::-1], training=False))
+  assert np.abs(served - mirrored).max() > 1e-6  # the test can tell flipped from not

@@ -16,7 +16,13 @@ from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerNumpy
 from transforms.inference import resolve_device
 
 class OnDevice:
-  """A Keras model whose calls run under one TensorFlow device scope."""
+  """A Keras model whose calls run under one TensorFlow device scope, in inference mode.
+
+  `predict_on_batch` (inference mode, compiled): a plain `model(x)` call, which Beam's
+  handler makes, leaves `training` unset, and Keras 3's augmentation layers (face_cnn's
+  RandomFlip) then augment -- mirroring about half the served images -- and it is slower
+  (bench/image_inference.py).
+  """
 
   def __init__(self, model, device: str):
     self.model = model
@@ -25,7 +31,9 @@ class OnDevice:
   def __call__(self, batch, **kwargs):
     import tensorflow as tf
     with tf.device(self.device):
-      return self.model(batch, **kwargs)
+      if kwargs:
+        return self.model(batch, training=False, **kwargs)
+      return self.model.predict_on_batch(batch)
 
 
 class FaceModelHandler(TFModelHandlerNumpy):
