@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) bench/iot_telemetry.py
 	$(PY) bench/tweet_sentiment.py
 	$(PY) bench/face_dataset.py --no_in_memory
+	$(PY) bench/image_inference.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipelines transforms schemas tests bench
