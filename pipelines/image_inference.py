@@ -260,11 +260,12 @@ class Predict(beam.PTransform):
         | 'Read' >> TryParDo(_ReadImage(JOB), JOB, 'read', self._clock))
     examples, preprocess_errors = records | 'Preprocess' >> TryParDo(
         _Preprocess(self._size), JOB, 'preprocess', self._clock)
-    if self._handler is None:
+    model_handler = self._handler
+    if model_handler is None:
       from transforms.face_model_handler import FaceModelHandler  # imports TensorFlow
-      self._handler = FaceModelHandler(self._model_uri, device=self._device,
-                                       namespace=JOB, **self._handler_kwargs)
-    handler = KeyedModelHandler(self._handler)
+      model_handler = FaceModelHandler(self._model_uri, device=self._device, namespace=JOB,
+                                       **self._handler_kwargs)
+    handler = KeyedModelHandler(model_handler)
     results, failed = examples | 'RunInference' >> RunInference(
         handler).with_exception_handling()
     labels, k, model, clock = self._labels, self._top_k, self._model_uri, self._clock
