@@ -21,8 +21,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, default_output, main, run_job
-from pipelines.options import (ConfigError, JobOptions, fraction, input_format, non_negative,
-                               positive, positive_int)
+from pipelines.options import (ConfigError, JobOptions, add_switch, described, fraction,
+                               input_format, integer, non_negative, positive,
+                               positive_int)
 from transforms import dataset_files, dataset_split, face_detect, image_inputs, images, pubfig
 from transforms.face_crops import DecodeImages, DetectFaces, FaceFilter
 from transforms.image_dedupe import Duplicates, ExactDuplicates
@@ -62,6 +63,7 @@ class FaceDatasetOptions(PipelineOptions):
         'unknown angles pass (default 20).')
     group.add_argument(
         '--reject_labels', default='sunglasses',
+        type=described('reject_labels', r'^[^,]*(,[^,]*)*$'),
         help="Comma-separated image labels that reject an image, ignoring case (vision "
         "detector only; default 'sunglasses'; '' for none).")
     group.add_argument(
@@ -86,12 +88,12 @@ class FaceDatasetOptions(PipelineOptions):
         '--validate_fraction', type=fraction, default=0.3,
         help='Share of faces in validate/, chosen by pixel hash: the same image always '
         'lands in the same split (default 0.3).')
-    group.add_argument(
-        '--balance', action='store_true', default=False,
+    add_switch(
+        group, '--balance',
         help="Cap every label at the smallest label's face count (a deterministic choice); "
         "the others are rejects with reason balance.")
     group.add_argument(
-        '--near_duplicate_distance', type=int, default=4,
+        '--near_duplicate_distance', type=integer, default=4,
         help='Images whose 64-bit perceptual hashes differ in at most this many bits are '
         'near duplicates; one is kept (default 4, at most 10). 0 still groups equal hashes (a resized '
         'copy usually has its original\'s hash); -1 turns near duplicates off, leaving '
@@ -106,6 +108,7 @@ class FaceDatasetOptions(PipelineOptions):
         'before upload, and boxes mapped back (default 1024).')
     group.add_argument(
         '--vision_endpoint', default=None,
+        type=described('vision_endpoint', r'^https?://[^\s/]+(/\S*)?$'),
         help='Vision endpoint, e.g. http://127.0.0.1:8080 for a local server (which needs '
         'no credentials). Default: vision.googleapis.com.')
     group.add_argument(

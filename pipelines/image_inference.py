@@ -29,7 +29,8 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, is_local, main, run_job
-from pipelines.options import ConfigError, JobOptions, input_format, positive_int
+from pipelines.options import (GCS, ConfigError, JobOptions, add_switch, described,
+                               input_format, positive_int)
 from transforms import dataset_files, images, inference, timestamps
 from transforms.deadletter import RecordError, TryParDo, dead_letter
 from transforms.records import Record
@@ -48,10 +49,14 @@ class ImageInferenceOptions(PipelineOptions):
     group = parser.add_argument_group('image_inference')
     group.add_argument(
         '--model', default=None,
+        type=described('model', '^' + GCS + '$', 'GCS_READ_FILE', cloud_only=True,
+                       required=True, form='a gs:// path to the .keras file'),
         help='The .keras model (local or gs://), e.g. from `python -m models.face_cnn '
         'train`. Its input size comes from the file.')
     group.add_argument(
         '--model_labels', default=None,
+        type=described('model_labels', '^' + GCS + '$', 'GCS_READ_FILE', cloud_only=True,
+                       form='a gs:// path to labels.txt'),
         help='labels.txt for the model\'s outputs (line i = class i). Default: labels.txt '
         'beside --model.')
     group.add_argument(
@@ -68,8 +73,8 @@ class ImageInferenceOptions(PipelineOptions):
         '--max_batch_duration_secs', type=positive_int, default=None,
         help='Streaming: run a partial batch after this many seconds (whole seconds; '
         'ignored in batch, where bundles end anyway).')
-    group.add_argument(
-        '--large_model', action='store_true', default=False,
+    add_switch(
+        group, '--large_model',
         help='Share one copy of the model between the worker\'s processes instead of one '
         'per process (for models near the memory size).')
     group.add_argument(

@@ -16,7 +16,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, main, run_job
-from pipelines.options import ConfigError, JobOptions, positive
+from pipelines.options import (PROJECT, PUBSUB_TOPIC, ConfigError, JobOptions, add_repeated,
+                               described, positive, text)
 from transforms import device_rules, telemetry
 from transforms.deadletter import TryParDo
 from transforms.dedupe import DropDuplicates
@@ -41,17 +42,19 @@ class IotTelemetryOptions(PipelineOptions):
         '--window_period', type=positive, default=DEFAULT_PERIOD_S,
         help='A new device_stats window starts every N seconds (default %d); --window is '
         'each window\'s length (default %d).' % (DEFAULT_PERIOD_S, DEFAULT_WINDOW_S))
-    group.add_argument(
-        '--rule', action='append', default=[],
+    add_repeated(
+        group, '--rule', r'\s*[A-Za-z_][-\w.]*\s*:.*(>=|<=|>|<).*->.*\S.*',
         help="NAME: METRIC >|>=|<|<= VALUE [for N windows] -> COMMAND, judged on each "
         "device's window mean, e.g. 'hot: temperature > 30 for 2 windows -> "
-        "{\"fan\": \"high\"}' (repeatable). Fires once, clears once.")
+        "{\"fan\": \"high\"}'. Fires once, clears once.")
     group.add_argument(
         '--command_topic', default=None,
+        type=text('command_topic', '^' + PUBSUB_TOPIC + '$', 'PUBSUB_TOPIC'),
         help='Publish alert rows as command messages (attribute deviceId) to this Pub/Sub '
         'topic, projects/P/topics/T.')
     group.add_argument(
         '--bigtable', default=None,
+        type=described('bigtable', '^' + PROJECT + r':[a-z][-a-z0-9]{5,32}:[-_.a-zA-Z0-9]{1,50}$'),
         help='Write the readings as a time series to Bigtable PROJECT:INSTANCE:TABLE '
         '(column family m must exist). Without it the rows go to the bigtable_rows table.')
 

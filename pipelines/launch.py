@@ -17,7 +17,8 @@ from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOp
 from apache_beam.runners.runner import PipelineResult
 
 import schemas
-from pipelines.options import ConfigError, JobOptions, parse_options
+from pipelines.options import (ConfigError, JobOptions, check_cloud_values, parse_options,
+                               resolve_dates, run_date)
 from transforms.sinks import WriteTables, is_bigquery_dataset, table_glob
 from transforms.sources import ReadRecords, is_pubsub
 
@@ -103,6 +104,15 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
   """
   options = parse_options(options_cls, argv, 'python -m pipelines.%s' % job, description)
   job_options = options.view_as(JobOptions)
+  day = run_date(job_options)
+  for name in ('input', 'input_table', 'output'):  # views share values: every view sees it
+    setattr(job_options, name, resolve_dates(getattr(job_options, name), day))
+  local = is_local(options)
+  if not local:
+    if not (job_options.input or job_options.input_table):
+      raise ConfigError('--input (or --input_table) is required on Dataflow: the bundled '
+                        'sample is on this machine')
+    check_cloud_values(options, options_cls)
   source = job_options.input or (
       None if job_options.input_table else default_input or sample_input(job))
   standard = options.view_as(StandardOptions)
@@ -111,7 +121,6 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
   streaming = bool(standard.streaming)
   output = job_options.output or default_output(job)
   options.view_as(SetupOptions).save_main_session = save_main_session
-  local = is_local(options)
   if local and is_pubsub(source) and job_options.id_label:
     raise ConfigError('--id_label is not supported by the DirectRunner; run without it '
                      'locally (duplicates are still dropped by content) or on Dataflow')

@@ -15,7 +15,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, main, run_job
-from pipelines.options import ConfigError, JobOptions, positive
+from pipelines.options import (PUBSUB_TOPIC, ConfigError, JobOptions, add_repeated, positive,
+                               text)
 from transforms import log_tables
 from transforms.dedupe import DropDuplicates
 from transforms.deadletter import TryParDo
@@ -35,16 +36,17 @@ class LogAnalyticsOptions(PipelineOptions):
   @classmethod
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('log_analytics')
-    group.add_argument(
-        '--metric', action='append', default=[],
+    add_repeated(
+        group, '--metric', r'\s*[A-Za-z_][A-Za-z0-9_]*\s*=.*\S.*',
         help="A log-based metric NAME=FILTER in the Logging query language, e.g. "
-        "'server_errors=httpRequest.status>=500' (repeatable).")
-    group.add_argument(
-        '--alert', action='append', default=[],
+        "'server_errors=httpRequest.status>=500'.")
+    add_repeated(
+        group, '--alert', r'\s*[A-Za-z_][A-Za-z0-9_]*\s*(>=|<=|>|<)\s*-?[0-9]+(\.[0-9]+)?\s*',
         help="METRIC>THRESHOLD on a --metric or on entries/errors, per window, e.g. "
-        "'server_errors>10' (also >=, <, <=; repeatable).")
+        "'server_errors>10' (also >=, <, <=).")
     group.add_argument(
         '--alert_topic', default=None,
+        type=text('alert_topic', '^' + PUBSUB_TOPIC + '$', 'PUBSUB_TOPIC'),
         help='Also publish alert rows as JSON to this Pub/Sub topic (projects/P/topics/T).')
     group.add_argument(  # --dedupe_ttl's earlier name, kept so existing command lines work
         '--log_dedupe_ttl', type=positive, default=None, help=argparse.SUPPRESS)

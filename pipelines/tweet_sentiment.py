@@ -14,7 +14,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, main, run_job
-from pipelines.options import ConfigError, JobOptions, positive, score
+from pipelines.options import ConfigError, JobOptions, add_switch, described, positive, score
 from transforms import sentiment, tweet_tables, tweets
 from transforms.deadletter import TryParDo
 from transforms.dedupe import DropDuplicates
@@ -33,17 +33,18 @@ class TweetSentimentOptions(PipelineOptions):
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('tweet_sentiment')
     group.add_argument(
-        '--track', default=None,
+        '--track', default=None, type=described('track', r'^[^,]*[^,\s][^,]*(,[^,]*)*$'),
         help="Comma-separated keywords/#hashtags, matched case-insensitively at word "
         "boundaries in the full text and hashtags, e.g. 'nova x,#novax,recall'. Without "
         "it every tweet is kept, under the keyword *.")
     group.add_argument(
         '--languages', default=None,
+        type=described('languages', r'^(all|[A-Za-z]{2,3}(-[A-Za-z0-9]+)*(\s*,\s*[A-Za-z]{2,3}(-[A-Za-z0-9]+)*)*)$'),
         help="Comma-separated tweet languages to keep (e.g. 'en,es'); others are "
         "filtered. Default: what the backend reads: every language for api; English and "
         "Twitter's undetermined codes (und, qme, qht, ...) for local. 'all' keeps all.")
-    group.add_argument(
-        '--include_retweets', action='store_true', default=False,
+    add_switch(
+        group, '--include_retweets',
         help='Keep each retweet as its own row (scored on the original text). Default: '
         'a retweet counts as its original, once.')
     group.add_argument(
@@ -63,6 +64,7 @@ class TweetSentimentOptions(PipelineOptions):
         help='Concurrent Natural Language requests per worker process (default 8).')
     group.add_argument(
         '--language_endpoint', default=None,
+        type=described('language_endpoint', r'^https?://[^\s/]+(/\S*)?$'),
         help='Natural Language endpoint, e.g. http://127.0.0.1:8080 for a local server '
         '(which needs no credentials). Default: language.googleapis.com.')
     group.add_argument(
