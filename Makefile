@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 OUTPUT ?= output
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint clean help
+.PHONY: run test bench lint templates tools clean help
 
 help:
 	@echo "make run    - run every job on its bundled sample (DirectRunner) into $(OUTPUT)/"
 	@echo "make test   - run the whole test suite"
 	@echo "make bench  - benchmark the jobs against DuckDB and plain Python"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and shellcheck"
+	@echo "make templates - regenerate templates/*.metadata.json from the jobs' options"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +37,24 @@ run: $(STAMP)
 	$(PY) -m pipelines image_inference --input $(OUTPUT)/face_dataset/validate_file.txt \
 	    --model $(OUTPUT)/face_model/face.keras --output $(OUTPUT)/image_inference
 
-test: $(STAMP)
+# Tools the tests call that pip cannot install: shellcheck (run_dataflow.sh), from Debian.
+# Without root or sudo it says how to get it; the shellcheck test then skips (fails in CI).
+tools:
+	@command -v shellcheck >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "shellcheck missing: install the Debian package shellcheck"; exit 0; fi; \
+	  echo "installing shellcheck (Debian package)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq >/dev/null && \
+	    $$SUDO apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; } || \
+	  echo "could not install shellcheck"; }
+
+test: $(STAMP) tools
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+templates: $(STAMP)
+	$(PY) -m pipelines.templates
 
 bench: $(STAMP)
 	$(PY) bench/game_analytics.py
@@ -47,8 +64,9 @@ bench: $(STAMP)
 	$(PY) bench/face_dataset.py --no_in_memory
 	$(PY) bench/image_inference.py
 
-lint: $(STAMP)
-	$(PY) -m ruff check pipelines transforms schemas tests bench
+lint: $(STAMP) tools
+	$(PY) -m ruff check pipelines transforms schemas tests bench templates
+	shellcheck run_dataflow.sh
 
 clean:
 	rm -rf $(VENV) $(OUTPUT) build *.egg-info
