@@ -50,9 +50,10 @@ options:
                          --setup_file (always for image_inference: TensorFlow is in it)
   --gpu                  image_inference on GPU workers (GPU image, accelerator, one SDK
                          process per VM, --device gpu)
-  --gpu-type T           GPU_TYPE      default nvidia-tesla-t4
-  --gpu-count N          GPU_COUNT     default 1
-  --machine-type M       MACHINE_TYPE  default: one that fits the GPU type and count
+  --gpu-type T           GPU_TYPE      default nvidia-tesla-t4 (with --gpu)
+  --gpu-count N          GPU_COUNT     default 1 (with --gpu; the model uses one GPU)
+  --machine-type M       MACHINE_TYPE  worker machine type (with --gpu, default: one that
+                                       fits the GPU type and count)
   --param NAME=VALUE     a template parameter (repeatable; values may hold commas)
   --parameters LIST      NAME=VALUE,... (gcloud's form; ^D^ picks another delimiter)
   --time-zone TZ         TIME_ZONE     schedule's time zone (default Etc/UTC)
@@ -84,6 +85,7 @@ TIME_ZONE="${TIME_ZONE:-Etc/UTC}"
 PYTHON="${PYTHON:-}"
 DRY_RUN=0
 GPU=0
+GPU_FLAGS=""  # --gpu-type/--gpu-count given: they mean nothing without --gpu
 CONTAINER=0
 JOB_NAME=""
 JOB_ID=""
@@ -148,8 +150,8 @@ while [[ $# -gt 0 ]]; do
     --python) PYTHON="$value" ;;
     --job-name) JOB_NAME="$value" ;;
     --job-id) JOB_ID="$value" ;;
-    --gpu-type) GPU_TYPE="$value" ;;
-    --gpu-count) GPU_COUNT="$value" ;;
+    --gpu-type) GPU_TYPE="$value"; GPU_FLAGS="$arg" ;;
+    --gpu-count) GPU_COUNT="$value"; GPU_FLAGS="$arg" ;;
     --machine-type) MACHINE_TYPE="$value" ;;
     --param) PARAMS+=("$value") ;;
     --parameters) add_parameters "$value" ;;
@@ -235,10 +237,14 @@ done
 if [[ $GPU -eq 1 && "$JOB" != image_inference ]]; then
   die "--gpu is for image_inference (the only job with a model to accelerate)"
 fi
-if [[ $GPU -eq 1 && "$COMMAND" =~ ^(drain|unschedule)$ ]]; then
-  die "--gpu does not apply to $COMMAND"
+if [[ $GPU -eq 1 && "$COMMAND" == drain ]]; then
+  die "--gpu does not apply to drain (it finds the job by name)"
 fi
+[[ $GPU -eq 1 || -z "$GPU_FLAGS" ]] || die "$GPU_FLAGS needs --gpu"
 [[ "$GPU_COUNT" =~ ^[1-9][0-9]*$ ]] || die "GPU_COUNT '$GPU_COUNT' is not a whole number > 0"
+if [[ $GPU -eq 1 && "$GPU_COUNT" -gt 1 && "$COMMAND" != unschedule ]]; then
+  note "image_inference places its model on one GPU per worker: more than one leaves the others idle (more workers scale better)"
+fi
 
 gpu_machine_type() {  # the smallest standard machine that takes GPU_COUNT x GPU_TYPE
   local vcpus
@@ -324,7 +330,7 @@ RUNNING=""
 find_running_job() {  # RUNNING = FIELD (name or id) of the one active job named JOB-...
   local field="$1" found
   local -a lookup=(gcloud dataflow jobs list --project "$PROJECT" --region "$REGION"
-    --status active --filter "name~^$JOB_DASHED-" --format "value($field)")
+    --status active --filter "name~^$JOB_DASHED-[0-9]{8}-[0-9]{6}\$" --format "value($field)")
   if [[ $DRY_RUN -eq 1 ]]; then
     print_command "${lookup[@]}"
     note "dry run: RUNNING_JOB stands for the $field the command above prints"
@@ -332,7 +338,8 @@ find_running_job() {  # RUNNING = FIELD (name or id) of the one active job named
     return
   fi
   found="$("${lookup[@]}")"
-  [[ -n "$found" ]] || die "no active Dataflow job named $JOB_DASHED-* in $REGION"
+  [[ -n "$found" ]] \
+    || die "no active Dataflow job named $JOB_DASHED-YYYYMMDD-HHMMSS in $REGION (named otherwise? pass --job-name / --job-id)"
   [[ "$(wc -l <<<"$found")" -eq 1 ]] \
     || die "several active $JOB_DASHED-* jobs; pick one with --job-name / --job-id: $found"
   RUNNING="$found"
@@ -400,6 +407,9 @@ cmd_run() {  # run and update
       command+=(--device gpu)
     fi
   fi
+  if [[ $GPU -eq 0 && -n "$MACHINE_TYPE" ]]; then
+    command+=(--machine_type "$MACHINE_TYPE")
+  fi
   [[ "$COMMAND" != update ]] || command+=(--update)
   warn_default_account
   execute "${command[@]}"
@@ -462,9 +472,11 @@ cmd_run_template() {
   if is_streaming_params; then
     command+=(--enable-streaming-engine)
   fi
+  [[ -z "$MACHINE_TYPE" ]] || command+=(--worker-machine-type "$MACHINE_TYPE")
   if [[ $GPU -eq 1 ]]; then
-    command+=(--worker-machine-type "$MACHINE_TYPE"
-      --additional-experiments "$ACCELERATOR,$ONE_SDK_PROCESS"
+    # Template launches take the accelerator as an experiment (the launch API has no
+    # service-options field); run passes it as --dataflow_service_options.
+    command+=(--additional-experiments "$ACCELERATOR,$ONE_SDK_PROCESS"
       --additional-pipeline-options "disk_size_gb=$GPU_DISK_GB")
   fi
   warn_default_account
@@ -484,9 +496,10 @@ environment = {'tempLocation': temp, 'stagingLocation': staging,
                'additionalUserLabels': {'app': 'beam-analytics', 'job': job}}
 if account:
   environment['serviceAccountEmail'] = account
+if machine:
+  environment['machineType'] = machine
 if gpu == '1':
-  environment.update(machineType=machine, additionalExperiments=[accelerator, one_sdk],
-                     diskSizeGb=int(disk))
+  environment.update(additionalExperiments=[accelerator, one_sdk], diskSizeGb=int(disk))
 parameters = dict(pair.split('=', 1) for pair in sys.argv[12:])
 print(json.dumps({'launchParameter': {
     'jobName': name, 'containerSpecGcsPath': template, 'parameters': parameters,
@@ -507,16 +520,17 @@ cmd_schedule() {
     || die "schedule needs SCHEDULER_SERVICE_ACCOUNT (or SERVICE_ACCOUNT): the account Cloud Scheduler launches the template as (README: Run on Dataflow)"
   [[ $GPU -eq 0 ]] || gpu_params
   check_params
-  local verb=create
+  local verb=create headers=--headers
   if [[ $DRY_RUN -eq 0 ]] && gcloud scheduler jobs describe "$SCHEDULER_JOB" \
       --project "$PROJECT" --location "$REGION" >/dev/null 2>&1; then
-    verb=update  # rescheduling replaces the schedule and the launch request
+    verb=update  # rescheduling replaces the schedule and the launch request in place
+    headers=--update-headers
   fi
-  [[ $DRY_RUN -eq 0 ]] || note "dry run: shown as create; an existing $SCHEDULER_JOB is updated (update http, same flags)"
+  [[ $DRY_RUN -eq 0 ]] || note "dry run: shown as create; an existing $SCHEDULER_JOB is updated in place (update http, --update-headers)"
   execute gcloud scheduler jobs "$verb" http "$SCHEDULER_JOB" --project "$PROJECT" \
     --location "$REGION" --schedule "$CRON" --time-zone "$TIME_ZONE" \
     --uri "https://dataflow.googleapis.com/v1b3/projects/$PROJECT/locations/$REGION/flexTemplates:launch" \
-    --http-method POST --headers Content-Type=application/json \
+    --http-method POST "$headers" Content-Type=application/json \
     --oauth-service-account-email "$account" \
     --oauth-token-scope https://www.googleapis.com/auth/cloud-platform \
     --message-body "$(launch_body)" \

@@ -79,7 +79,8 @@ def boolean(value: str) -> bool:
 
 def add_switch(group, flag: str, help: str):
   """A boolean flag: bare means true; =true/=false as a template passes it."""
-  group.add_argument(flag, type=boolean, nargs='?', const=True, default=False, help=help)
+  group.add_argument(flag, type=boolean, nargs='?', const=True, default=False,
+                     metavar='true|false', help=help)
 
 
 class Repeated(argparse.Action):

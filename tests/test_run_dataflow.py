@@ -141,6 +141,21 @@ def test_gpu_machine_types_fit_the_accelerator(gpu, machine):
   assert accelerator.startswith('worker_accelerator=type:%s;count:' % gpu[1])
 
 
+def test_a_machine_type_without_gpus():
+  commands, _ = dry('run', 'face_dataset', '--input', 'gs://my-bkt/p/*/*', '--machine-type',
+                    'n2-highcpu-16', '--job-name', 'f')
+  assert commands[0][-2:] == ['--machine_type', 'n2-highcpu-16']
+  commands, _ = dry('run-template', 'face_dataset', '--param', 'output=gs://my-bkt/f',
+                    '--job-name', 'f', MACHINE_TYPE='n2-highcpu-16')
+  assert commands[0][-2:] == ['--worker-machine-type', 'n2-highcpu-16']
+
+
+def test_more_than_one_gpu_is_allowed_with_a_warning():
+  _, stderr = dry('run', 'image_inference', '--input', 'gs://my-bkt/v.txt', '--gpu',
+                  '--gpu-count', '2')
+  assert 'more than one leaves the others idle' in stderr
+
+
 def test_gpu_environment_and_an_explicit_device_win():
   commands, _ = dry('run', 'image_inference', '--input', 'gs://my-bkt/v.txt', '--gpu',
                     '--device', 'auto', GPU_TYPE='nvidia-l4', GPU_COUNT='1')
@@ -155,6 +170,8 @@ def test_gpu_environment_and_an_explicit_device_win():
      'no default machine type for 1 x nvidia-h100-80gb'),
     (['run', 'image_inference', '--gpu', '--gpu-count', '0'], 'GPU_COUNT'),
     (['run', 'image_inference', '--gpu', '--gpu-count', '3'], 'no default machine type for 3'),
+    (['run', 'image_inference', '--gpu-type', 'nvidia-l4'], '--gpu-type needs --gpu'),
+    (['drain', 'image_inference', '--gpu'], '--gpu does not apply to drain'),
 ])
 def test_gpu_refusals(args, message):
   commands, stderr, status = script(*args, '--dry-run')
@@ -167,7 +184,8 @@ def test_update_looks_up_the_running_job_and_replaces_it():
                          'projects/my-proj/subscriptions/game', '--output', 'my-proj:game')
   assert commands[0] == [
       'gcloud', 'dataflow', 'jobs', 'list', '--project', 'my-proj', '--region', 'us-central1',
-      '--status', 'active', '--filter', 'name~^game-analytics-', '--format', 'value(name)']
+      '--status', 'active', '--filter', 'name~^game-analytics-[0-9]{8}-[0-9]{6}$',
+      '--format', 'value(name)']
   assert commands[1] == [
       PY, '-m', 'pipelines', 'game_analytics', '--input',
       'projects/my-proj/subscriptions/game', '--output', 'my-proj:game'] + COMMON + [
@@ -191,7 +209,8 @@ def test_drain():
   commands, _ = dry('drain', 'log_analytics', BUCKET=None)
   assert commands == [
       ['gcloud', 'dataflow', 'jobs', 'list', '--project', 'my-proj', '--region', 'us-central1',
-       '--status', 'active', '--filter', 'name~^log-analytics-', '--format', 'value(id)'],
+       '--status', 'active', '--filter', 'name~^log-analytics-[0-9]{8}-[0-9]{6}$',
+       '--format', 'value(id)'],
       ['gcloud', 'dataflow', 'jobs', 'drain', 'RUNNING_JOB', '--project', 'my-proj',
        '--region', 'us-central1']]
   commands, _ = dry('drain', 'log_analytics', '--job-id', '2026-11-27_01_02_03-123')
@@ -379,6 +398,81 @@ def test_unschedule(job):
                        '--project', 'my-proj', '--location', 'us-central1', '--quiet']]
 
 
+def test_unschedule_the_gpu_schedule():
+  commands, _ = dry('unschedule', 'image_inference', '--gpu')
+  assert commands[0][4] == 'beam-analytics-image-inference-gpu'
+
+
+# ---- for real, against a fake gcloud (it records its arguments and answers lookups)
+
+FAKE_GCLOUD = """#!/usr/bin/env bash
+printf '%s\\0' "$@" >> "$GCLOUD_LOG"; printf '\\n' >> "$GCLOUD_LOG"
+case "$*" in
+  "dataflow jobs list"*) echo "${FAKE_FOUND:-}" ;;
+  "scheduler jobs describe"*) exit "${FAKE_DESCRIBE_STATUS:-1}" ;;
+esac
+"""
+
+
+def with_fake_gcloud(tmp_path, *args, **env):
+  """Run the script for real with `gcloud` replaced; -> (gcloud calls, stderr, status)."""
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir(exist_ok=True)
+  gcloud = bin_dir / 'gcloud'
+  gcloud.write_text(FAKE_GCLOUD)
+  gcloud.chmod(0o755)
+  log = tmp_path / 'gcloud.log'
+  log.write_text('')
+  environ = {'PATH': '%s:%s' % (bin_dir, os.environ['PATH']), 'GCLOUD_LOG': str(log)}
+  environ.update(env)
+  _, stderr, status = script(*args, **environ)
+  calls = [line.split('\0')[:-1] for line in log.read_text().split('\n') if line]
+  return calls, stderr, status
+
+
+def test_rescheduling_updates_the_scheduler_job_in_place(tmp_path):
+  calls, stderr, status = with_fake_gcloud(
+      tmp_path, 'schedule', 'game_analytics', '0 7 * * *', '--param', 'output=my-proj:g',
+      SERVICE_ACCOUNT=SA, FAKE_DESCRIBE_STATUS='0')
+  assert status == 0, stderr
+  assert calls[0][:4] == ['scheduler', 'jobs', 'describe', 'beam-analytics-game-analytics']
+  update = calls[1]
+  assert update[:5] == ['scheduler', 'jobs', 'update', 'http', 'beam-analytics-game-analytics']
+  assert update[update.index('--update-headers') + 1] == 'Content-Type=application/json'
+  assert '--headers' not in update
+  assert update[update.index('--schedule') + 1] == '0 7 * * *'
+  calls, _, status = with_fake_gcloud(
+      tmp_path, 'schedule', 'game_analytics', '0 7 * * *', '--param', 'output=my-proj:g',
+      SERVICE_ACCOUNT=SA, FAKE_DESCRIBE_STATUS='1')
+  assert status == 0 and calls[1][:4] == ['scheduler', 'jobs', 'create', 'http']
+  assert '--headers' in calls[1]
+
+
+def test_drain_drains_the_job_the_lookup_found(tmp_path):
+  calls, stderr, status = with_fake_gcloud(tmp_path, 'drain', 'iot_telemetry',
+                                           FAKE_FOUND='2026-11-27_01_02_03-42')
+  assert status == 0, stderr
+  assert calls[1] == ['dataflow', 'jobs', 'drain', '2026-11-27_01_02_03-42', '--project',
+                      'my-proj', '--region', 'us-central1']
+
+
+def test_drain_refuses_none_or_several_running_jobs(tmp_path):
+  calls, stderr, status = with_fake_gcloud(tmp_path, 'drain', 'iot_telemetry', FAKE_FOUND='')
+  assert status == 2 and len(calls) == 1
+  assert 'no active Dataflow job named iot-telemetry-YYYYMMDD-HHMMSS' in stderr
+  calls, stderr, status = with_fake_gcloud(tmp_path, 'drain', 'iot_telemetry',
+                                           FAKE_FOUND='id-1\nid-2')
+  assert status == 2 and len(calls) == 1
+  assert 'several active iot-telemetry-* jobs' in stderr
+
+
+def test_build_template_runs_cloud_build_then_the_template_build(tmp_path):
+  calls, stderr, status = with_fake_gcloud(tmp_path, 'build-template', 'tweet_sentiment')
+  assert status == 0, stderr
+  assert [call[:3] for call in calls] == [['builds', 'submit', '--project'],
+                                          ['dataflow', 'flex-template', 'build']]
+
+
 # ---- configuration and refusals
 
 @pytest.mark.parametrize('command', ['run', 'update', 'build-template', 'run-template',
@@ -477,7 +571,7 @@ def _gcloud_flags(words):
   return _GCLOUD_HELP[key]
 
 
-def test_every_gcloud_flag_exists_in_the_installed_gcloud():
+def test_every_gcloud_flag_exists_in_the_installed_gcloud(tmp_path):
   """The dry-run commands against gcloud's own --help (offline): a misspelt flag fails here,
   not at the first real deployment."""
   if shutil.which('gcloud') is None:
@@ -493,12 +587,17 @@ def test_every_gcloud_flag_exists_in_the_installed_gcloud():
           SERVICE_ACCOUNT=SA)[0],
       dry('unschedule', 'game_analytics')[0],
   ]
+  calls, _, _ = with_fake_gcloud(tmp_path, 'schedule', 'game_analytics', '0 7 * * *',
+                                 '--param', 'output=my-proj:g', SERVICE_ACCOUNT=SA,
+                                 FAKE_DESCRIBE_STATUS='0')
+  runs.append([['gcloud'] + call for call in calls])
   checked = 0
   for commands in runs:
     for command in commands:
       assert command[0] == 'gcloud'
       words = [w for w in command[1:] if not w.startswith('-')]
-      group = words[:4] if words[:3] == ['scheduler', 'jobs', 'create'] else words[:3]
+      group = words[:4] if words[:3] in (['scheduler', 'jobs', 'create'],
+                                         ['scheduler', 'jobs', 'update']) else words[:3]
       if group[:2] == ['builds', 'submit']:
         group = group[:2]
       known = _gcloud_flags(group)
