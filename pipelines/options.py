@@ -115,9 +115,14 @@ def add_repeated(group, flag: str, regex: str, help: str):
                      '(how a template parameter lists them).')
 
 
-@_template(TemplateParam('TEXT', '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'))
+_ISO_DATE = '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$'
+
+
+@_template(TemplateParam('TEXT', _ISO_DATE))
 def iso_date(value: str) -> str:
   try:
+    if not re.fullmatch(_ISO_DATE, value):  # fromisoformat also reads 20261120, 2026-W47-5
+      raise ValueError(value)
     datetime.date.fromisoformat(value)
   except ValueError:
     raise argparse.ArgumentTypeError('must be a date YYYY-MM-DD, got %s' % value) from None
@@ -148,7 +153,7 @@ def run_date(job_options) -> datetime.date:
 
 
 # Syntax shared by the flags (regexes also used by the template metadata).
-NUMBER = r'(\d+(\.\d*)?|\.\d+)'
+NUMBER = r'([0-9]+(\.[0-9]*)?|\.[0-9]+)'  # [0-9]: Java's \d is ASCII, Python's is not
 PROJECT = r'([a-z0-9.-]+:)?[a-z][-a-z0-9]{4,28}[a-z0-9]'  # with a domain prefix, example.com:p
 GCS = r'gs://[a-z0-9][-_.a-z0-9]{1,220}[a-z0-9](/.*)?'
 PUBSUB_TOPIC = r'projects/[^/\s]+/topics/[^/\s]+'

@@ -161,6 +161,9 @@ def validate(job: str, pairs: Sequence[str], folder: str = TEMPLATES_DIR) -> Lis
   for name, param in params.items():
     if not param['isOptional'] and name not in seen:
       errors.append('%s needs %s=... (%s)' % (job, name, param['label']))
+  sources = [name for name in ('input', 'input_table') if name in params]
+  if sources and not seen & set(sources):  # the job refuses its bundled sample on Dataflow
+    errors.append('%s needs %s=...' % (job, '=... or '.join(sources)))
   return errors
 
 

@@ -48,7 +48,7 @@ def dry(*args, **env):
 
 
 def required_params(job):
-  params = ['output=gs://my-bkt/out/%s' % job]
+  params = ['input=gs://my-bkt/in/%s/*' % job, 'output=gs://my-bkt/out/%s' % job]
   if job == 'image_inference':
     params.append('model=gs://my-bkt/models/face.keras')
   return params
@@ -146,6 +146,7 @@ def test_a_machine_type_without_gpus():
                     'n2-highcpu-16', '--job-name', 'f')
   assert commands[0][-2:] == ['--machine_type', 'n2-highcpu-16']
   commands, _ = dry('run-template', 'face_dataset', '--param', 'output=gs://my-bkt/f',
+                    '--param', 'input=gs://my-bkt/p/*/*',
                     '--job-name', 'f', MACHINE_TYPE='n2-highcpu-16')
   assert commands[0][-2:] == ['--worker-machine-type', 'n2-highcpu-16']
 
@@ -274,8 +275,10 @@ def test_template_parameters_with_commas_get_another_delimiter():
       '--parameters', '^~^metric=["a=severity>=ERROR", "b=httpRequest.status>=500"]'
       '~output=my-proj:logs~input=gs://my-bkt/l/*']
   commands, _ = dry('run-template', 'tweet_sentiment', '--parameters',
-                    '^;^track=nova x,#novax;output=my-proj:tweets', '--job-name', 't')
-  assert commands[0][-2:] == ['--parameters', '^~^track=nova x,#novax~output=my-proj:tweets']
+                    '^;^track=nova x,#novax;output=my-proj:tweets;input=gs://my-bkt/t/*',
+                    '--job-name', 't')
+  assert commands[0][-2:] == ['--parameters',
+                              '^~^track=nova x,#novax~output=my-proj:tweets~input=gs://my-bkt/t/*']
 
 
 def test_a_streaming_template_launch_uses_streaming_engine():
@@ -293,7 +296,8 @@ def test_run_template_on_gpus():
   assert command[command.index('--template-file-gcs-location') + 1] == (
       'gs://my-bkt/templates/image_inference-gpu.json')
   assert command[command.index('--parameters') + 1] == (
-      'output=gs://my-bkt/out/image_inference,model=gs://my-bkt/models/face.keras,device=gpu')
+      'input=gs://my-bkt/in/image_inference/*,output=gs://my-bkt/out/image_inference,'
+      'model=gs://my-bkt/models/face.keras,device=gpu')
   assert command[command.index('--parameters') + 2:] == [
       '--worker-machine-type', 'n1-standard-4',
       '--additional-experiments', ACCELERATOR + ',no_use_multiple_sdk_containers',
@@ -325,7 +329,7 @@ def scheduled(commands):
 
 @pytest.mark.parametrize('job', BATCH_JOBS)
 def test_schedule_posts_a_flex_template_launch(job):
-  params = required_params(job) + ['input=gs://my-bkt/in/{yesterday}/*']
+  params = ['input=gs://my-bkt/in/{yesterday}/*'] + required_params(job)[1:]
   commands, _ = dry('schedule', job, '0 6 * * *', *sum((['--param', p] for p in params), []),
                     SERVICE_ACCOUNT=SA, SCHEDULER_SERVICE_ACCOUNT='launcher@my-proj.iam.gserviceaccount.com')
   command, body = scheduled(commands)
@@ -379,8 +383,8 @@ def test_schedule_on_gpus():
 
 
 @pytest.mark.parametrize('args, env, message', [
-    (['0 6 * * *', '--param', 'output=my-proj:g'], {}, 'needs SCHEDULER_SERVICE_ACCOUNT'),
-    (['0 6 * *', '--param', 'output=my-proj:g'], {'SERVICE_ACCOUNT': SA}, 'must have 5 fields'),
+    (['0 6 * * *', '--param', 'input=gs://my-bkt/g/*', '--param', 'output=my-proj:g'], {}, 'needs SCHEDULER_SERVICE_ACCOUNT'),
+    (['0 6 * *', '--param', 'input=gs://my-bkt/g/*', '--param', 'output=my-proj:g'], {'SERVICE_ACCOUNT': SA}, 'must have 5 fields'),
     ([], {'SERVICE_ACCOUNT': SA}, 'needs a CRON'),
     (['0 * * * *', '--param', 'input=projects/my-proj/subscriptions/g', '--param',
       'output=my-proj:g'], {'SERVICE_ACCOUNT': SA}, 'schedule batch inputs'),
@@ -432,7 +436,7 @@ def with_fake_gcloud(tmp_path, *args, **env):
 
 def test_rescheduling_updates_the_scheduler_job_in_place(tmp_path):
   calls, stderr, status = with_fake_gcloud(
-      tmp_path, 'schedule', 'game_analytics', '0 7 * * *', '--param', 'output=my-proj:g',
+      tmp_path, 'schedule', 'game_analytics', '0 7 * * *', '--param', 'input=gs://my-bkt/g/*', '--param', 'output=my-proj:g',
       SERVICE_ACCOUNT=SA, FAKE_DESCRIBE_STATUS='0')
   assert status == 0, stderr
   assert calls[0][:4] == ['scheduler', 'jobs', 'describe', 'beam-analytics-game-analytics']
@@ -442,7 +446,7 @@ def test_rescheduling_updates_the_scheduler_job_in_place(tmp_path):
   assert '--headers' not in update
   assert update[update.index('--schedule') + 1] == '0 7 * * *'
   calls, _, status = with_fake_gcloud(
-      tmp_path, 'schedule', 'game_analytics', '0 7 * * *', '--param', 'output=my-proj:g',
+      tmp_path, 'schedule', 'game_analytics', '0 7 * * *', '--param', 'input=gs://my-bkt/g/*', '--param', 'output=my-proj:g',
       SERVICE_ACCOUNT=SA, FAKE_DESCRIBE_STATUS='1')
   assert status == 0 and calls[1][:4] == ['scheduler', 'jobs', 'create', 'http']
   assert '--headers' in calls[1]
@@ -581,14 +585,14 @@ def test_every_gcloud_flag_exists_in_the_installed_gcloud(tmp_path):
       dry('drain', 'log_analytics')[0],
       dry('build-template', 'game_analytics')[0],
       dry('run-template', 'image_inference', '--gpu', '--param', 'input=projects/p-1234/topics/t',
-          *sum((['--param', p] for p in required_params('image_inference')), []),
+          *sum((['--param', p] for p in required_params('image_inference')[1:]), []),
           SERVICE_ACCOUNT=SA)[0],
-      dry('schedule', 'game_analytics', '0 6 * * *', '--param', 'output=my-proj:g',
+      dry('schedule', 'game_analytics', '0 6 * * *', '--param', 'input=gs://my-bkt/g/*', '--param', 'output=my-proj:g',
           SERVICE_ACCOUNT=SA)[0],
       dry('unschedule', 'game_analytics')[0],
   ]
   calls, _, _ = with_fake_gcloud(tmp_path, 'schedule', 'game_analytics', '0 7 * * *',
-                                 '--param', 'output=my-proj:g', SERVICE_ACCOUNT=SA,
+                                 '--param', 'input=gs://my-bkt/g/*', '--param', 'output=my-proj:g', SERVICE_ACCOUNT=SA,
                                  FAKE_DESCRIBE_STATUS='0')
   runs.append([['gcloud'] + call for call in calls])
   checked = 0
