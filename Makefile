@@ -38,11 +38,14 @@ run: $(STAMP)
 	    --model $(OUTPUT)/face_model/face.keras --output $(OUTPUT)/image_inference
 
 # Tools the tests call that pip cannot install: shellcheck (run_dataflow.sh), from Debian.
-# Without root or sudo it says how to get it; the shellcheck test then skips (fails in CI).
+# Without apt-get, root or password-less sudo it says how to get it (never prompts); the
+# shellcheck test then skips, and fails in CI.
 tools:
 	@command -v shellcheck >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
-	  else echo "shellcheck missing: install the Debian package shellcheck"; exit 0; fi; \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "shellcheck missing: install it (https://github.com/koalaman/shellcheck#installing)"; exit 0; \
+	  elif [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true >/dev/null 2>&1; then SUDO="sudo -n"; \
+	  else echo "shellcheck missing: sudo apt-get install shellcheck"; exit 0; fi; \
 	  echo "installing shellcheck (Debian package)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  $$SUDO apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1 || \

@@ -98,17 +98,21 @@ JOB_ARGS=()
 GPU_DISK_GB=50  # the TensorFlow GPU image is several GB; Dataflow's default disk is tight
 LABELS_APP="app=beam-analytics"
 
-add_parameters() {  # gcloud's NAME=VALUE,... form, or ^D^NAME=VALUE<D>... with delimiter D
-  local list="$1" delim=","
-  if [[ "$list" =~ ^\^(.)\^(.*)$ ]]; then
+add_parameters() {  # gcloud's NAME=VALUE,... form, or ^D^NAME=VALUE<D>... (D: any string)
+  local list="$1" delim="," item
+  if [[ "$list" =~ ^\^([^^]+)\^(.*)$ ]]; then
     delim="${BASH_REMATCH[1]}"
     list="${BASH_REMATCH[2]}"
   fi
-  local item
-  local -a items
-  IFS="$delim" read -r -a items <<<"$list"
-  for item in "${items[@]}"; do
-    [[ -n "$item" ]] && PARAMS+=("$item")
+  while [[ -n "$list" ]]; do
+    if [[ "$list" == *"$delim"* ]]; then
+      item="${list%%"$delim"*}"
+      list="${list#*"$delim"}"
+    else
+      item="$list"
+      list=""
+    fi
+    if [[ -n "$item" ]]; then PARAMS+=("$item"); fi
   done
   return 0
 }
@@ -130,6 +134,9 @@ while [[ $# -gt 0 ]]; do
     --time-zone) ;;
     *) takes_value=-1 ;;
   esac
+  if [[ $takes_value -eq 0 && $has_value -eq 1 ]]; then
+    die "$arg takes no value (got $arg=$value)"
+  fi
   if [[ $takes_value -eq 1 && $has_value -eq 0 ]]; then
     [[ $# -ge 2 && "$2" != --* ]] || die "$arg needs a value"
     value="$2"
@@ -249,7 +256,10 @@ fi
 gpu_machine_type() {  # the smallest standard machine that takes GPU_COUNT x GPU_TYPE
   local vcpus
   case "$GPU_TYPE" in
-    nvidia-tesla-t4|nvidia-tesla-p4|nvidia-tesla-p100|nvidia-tesla-v100)
+    nvidia-tesla-t4|nvidia-tesla-p4|nvidia-tesla-p100)  # at most 4 per VM
+      case "$GPU_COUNT" in 1) vcpus=4 ;; 2) vcpus=8 ;; 4) vcpus=16 ;; *) return 1 ;; esac
+      echo "n1-standard-$vcpus" ;;
+    nvidia-tesla-v100)
       case "$GPU_COUNT" in 1) vcpus=4 ;; 2) vcpus=8 ;; 4) vcpus=16 ;; 8) vcpus=32 ;; *) return 1 ;; esac
       echo "n1-standard-$vcpus" ;;
     nvidia-l4)
@@ -270,7 +280,7 @@ fi
 if [[ -z "$PYTHON" ]]; then
   if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-IMAGE="${IMAGE:-$REGION-docker.pkg.dev/$PROJECT/beam-analytics}"
+IMAGE="${IMAGE:-$REGION-docker.pkg.dev/${PROJECT/://}/beam-analytics}"  # example.com:p -> example.com/p
 if [[ -z "$TAG" ]]; then
   TAG="$(git rev-parse --short=12 HEAD 2>/dev/null || echo latest)"
 fi
@@ -345,6 +355,16 @@ find_running_job() {  # RUNNING = FIELD (name or id) of the one active job named
   RUNNING="$found"
 }
 
+job_sets() {  # whether the job flags set one of FLAGS (--flag value or --flag=value)
+  local arg flag
+  for arg in "${JOB_ARGS[@]}"; do
+    for flag in "$@"; do
+      [[ "$arg" == "$flag" || "$arg" == "$flag="* ]] && return 0
+    done
+  done
+  return 1
+}
+
 is_streaming_args() {
   local previous="" arg
   for arg in "${JOB_ARGS[@]}"; do
@@ -400,15 +420,17 @@ cmd_run() {  # run and update
   if is_streaming_args; then
     command+=(--enable_streaming_engine)
   fi
+  # The script's defaults give way to the same Beam flags among the job's own.
   if [[ $GPU -eq 1 ]]; then
-    command+=(--dataflow_service_options "$ACCELERATOR" --machine_type "$MACHINE_TYPE"
-      --experiments "$ONE_SDK_PROCESS" --disk_size_gb "$GPU_DISK_GB")
-    if ! printf '%s\n' "${JOB_ARGS[@]}" | grep -q -e '^--device$' -e '^--device='; then
-      command+=(--device gpu)
-    fi
+    command+=(--dataflow_service_options "$ACCELERATOR")
   fi
-  if [[ $GPU -eq 0 && -n "$MACHINE_TYPE" ]]; then
+  if [[ -n "$MACHINE_TYPE" ]] && ! job_sets --machine_type --worker_machine_type; then
     command+=(--machine_type "$MACHINE_TYPE")
+  fi
+  if [[ $GPU -eq 1 ]]; then
+    command+=(--experiments "$ONE_SDK_PROCESS")
+    job_sets --disk_size_gb || command+=(--disk_size_gb "$GPU_DISK_GB")
+    job_sets --device || command+=(--device gpu)
   fi
   [[ "$COMMAND" != update ]] || command+=(--update)
   warn_default_account

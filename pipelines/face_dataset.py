@@ -22,7 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, default_output, main, run_job
 from pipelines.options import (ConfigError, JobOptions, add_switch, described, fraction,
-                               input_format, integer, non_negative, positive,
+                               input_format, int_range, non_negative, positive,
                                positive_int)
 from transforms import dataset_files, dataset_split, face_detect, image_inputs, images, pubfig
 from transforms.face_crops import DecodeImages, DetectFaces, FaceFilter
@@ -82,7 +82,7 @@ class FaceDatasetOptions(PipelineOptions):
         '--size', type=positive_int, default=96,
         help='Crops are SIZE x SIZE pixels (default 96).')
     group.add_argument(
-        '--jpeg_quality', type=positive_int, default=90,
+        '--jpeg_quality', type=int_range(1, 95), default=90,
         help='JPEG quality of the crops, 1-95 (default 90).')
     group.add_argument(
         '--validate_fraction', type=fraction, default=0.3,
@@ -93,7 +93,7 @@ class FaceDatasetOptions(PipelineOptions):
         help="Cap every label at the smallest label's face count (a deterministic choice); "
         "the others are rejects with reason balance.")
     group.add_argument(
-        '--near_duplicate_distance', type=integer, default=4,
+        '--near_duplicate_distance', type=int_range(-1, MAX_NEAR_DISTANCE), default=4,
         help='Images whose 64-bit perceptual hashes differ in at most this many bits are '
         'near duplicates; one is kept (default 4, at most 10). 0 still groups equal hashes (a resized '
         'copy usually has its original\'s hash); -1 turns near duplicates off, leaving '
@@ -145,7 +145,7 @@ def check_options(opts: FaceDatasetOptions, job_options: JobOptions, source: Opt
   if is_bigquery_dataset(output):
     raise ConfigError('face_dataset writes image files: --output must be a directory '
                       '(local or gs://), not a BigQuery dataset')
-  if opts.jpeg_quality > 95:
+  if not 1 <= opts.jpeg_quality <= 95:
     raise ConfigError('--jpeg_quality must be 1-95 (Pillow: above 95 only grows files)')
   if opts.size < 8:
     raise ConfigError('--size must be at least 8 pixels, got %d' % opts.size)

@@ -29,12 +29,25 @@ def sample_input(job: str) -> str:
   return os.path.join(SAMPLES_DIR, job, '*.json*')
 
 
-LOCAL_RUNNERS = (None, 'DirectRunner', 'direct', 'FnApiRunner')
+LOCAL_RUNNERS = (None, 'direct', 'switchingdirect', 'bundlebaseddirect', 'fnapi', 'prism')
+
+
+def runner_kind(options: PipelineOptions) -> Optional[str]:
+  """--runner as Beam matches it: any case, with or without the Runner suffix."""
+  runner = options.view_as(StandardOptions).runner
+  if runner is None:
+    return None
+  name = (runner if isinstance(runner, str) else type(runner).__name__).lower()
+  return name[:-len('runner')] if name.endswith('runner') else name
 
 
 def is_local(options: PipelineOptions) -> bool:
   """Whether the pipeline runs on this machine (so this machine's GPUs are the workers')."""
-  return options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+  return runner_kind(options) in LOCAL_RUNNERS
+
+
+def is_dataflow(options: PipelineOptions) -> bool:
+  return runner_kind(options) in ('dataflow', 'testdataflow')
 
 
 def default_output(job: str) -> str:
@@ -107,8 +120,10 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
   day = run_date(job_options)
   for name in ('input', 'input_table', 'output'):  # views share values: every view sees it
     setattr(job_options, name, resolve_dates(getattr(job_options, name), day))
+  if read is None and job_options.input and job_options.input_table:  # jobs with their own
+    raise ConfigError('give --input or --input_table, not both')       # read say more
   local = is_local(options)
-  if not local:
+  if is_dataflow(options):
     if not (job_options.input or job_options.input_table):
       raise ConfigError('--input (or --input_table) is required on Dataflow: the bundled '
                         'sample is on this machine')

@@ -154,12 +154,14 @@ def run_date(job_options) -> datetime.date:
 
 # Syntax shared by the flags (regexes also used by the template metadata).
 NUMBER = r'([0-9]+(\.[0-9]*)?|\.[0-9]+)'  # [0-9]: Java's \d is ASCII, Python's is not
-PROJECT = r'([a-z0-9.-]+:)?[a-z][-a-z0-9]{4,28}[a-z0-9]'  # with a domain prefix, example.com:p
+PROJECT_ID = r'[a-z][-a-z0-9]{4,28}[a-z0-9]'
+PROJECT = r'([a-z0-9.-]+:)?' + PROJECT_ID  # a dataset's project may be domain-scoped
+DATE_FIELD = r'\{(today|yesterday)(:[^{}]+)?\}'  # see resolve_dates
 GCS = r'gs://[a-z0-9][-_.a-z0-9]{1,220}[a-z0-9](/.*)?'
 PUBSUB_TOPIC = r'projects/[^/\s]+/topics/[^/\s]+'
 PUBSUB_SOURCE = r'projects/[^/\s]+/(subscriptions|topics)/[^/\s]+'
 BQ_DATASET = PROJECT + r':[A-Za-z0-9_]{1,1024}'
-BQ_TABLE = PROJECT + r'[:.][A-Za-z0-9_]{1,1024}\.[^.\s]+'
+BQ_TABLE = PROJECT_ID + r'[:.][A-Za-z0-9_]{1,1024}\.([A-Za-z0-9_$-]|' + DATE_FIELD + ')+'
 
 
 def _number(value: str, ok, rule: str) -> float:
@@ -185,6 +187,16 @@ def integer(value: str) -> int:
     return int(value)
   except ValueError:
     raise argparse.ArgumentTypeError('must be a whole number, got %s' % value) from None
+
+
+def int_range(low: int, high: int):
+  """A whole number the job accepts within [low, high]: the job checks the range with its
+  own message; the template's regex (it lists the values) refuses others at launch."""
+  def convert(value: str) -> int:
+    return integer(value)
+  convert.__name__ = 'int_range'
+  values = '|'.join(str(n) for n in range(low, high + 1))
+  return _template(TemplateParam('NUMBER', '^(%s)$' % values))(convert)
 
 
 @_template(TemplateParam('NUMBER', r'^0*[1-9][0-9]*$'))

@@ -15,6 +15,7 @@ so there is one source of truth and a test fails when a committed file is stale.
 `validate` reads only the JSON, so it starts fast and needs neither Beam nor the jobs.
 """
 import argparse
+import datetime
 import difflib
 import importlib
 import json
@@ -164,6 +165,15 @@ def validate(job: str, pairs: Sequence[str], folder: str = TEMPLATES_DIR) -> Lis
   sources = [name for name in ('input', 'input_table') if name in params]
   if sources and not seen & set(sources):  # the job refuses its bundled sample on Dataflow
     errors.append('%s needs %s=...' % (job, '=... or '.join(sources)))
+  if len(seen & set(sources)) > 1:
+    errors.append('give input or input_table, not both')
+  for pair in pairs:  # a regex cannot know February has no 30th
+    name, _, value = pair.partition('=')
+    if name == 'run_date' and re.fullmatch(r'[0-9]{4}-[0-9]{2}-[0-9]{2}', value):
+      try:
+        datetime.date.fromisoformat(value)
+      except ValueError:
+        errors.append('run_date=%r is not a date' % value)
   return errors
 
 

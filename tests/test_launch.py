@@ -4,7 +4,10 @@ import glob
 import json
 import os
 
-from pipelines import launch
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import game_analytics, launch
 
 
 def test_sample_input_is_the_bundled_folder_and_matches_files():
@@ -45,3 +48,20 @@ def test_is_local_knows_the_direct_runner_from_remote_ones():
   assert launch.is_local(PipelineOptions([]))
   assert launch.is_local(PipelineOptions(['--runner', 'DirectRunner']))
   assert not launch.is_local(PipelineOptions(['--runner', 'DataflowRunner']))
+
+
+@pytest.mark.parametrize('runner, local, dataflow', [
+    (None, True, False), ('DirectRunner', True, False), ('Direct', True, False),
+    ('directrunner', True, False), ('SwitchingDirectRunner', True, False),
+    ('PrismRunner', True, False), ('DataflowRunner', False, True), ('dataflow', False, True),
+    ('FlinkRunner', False, False),
+])
+def test_runner_names_in_every_form_beam_accepts(runner, local, dataflow):
+  options = PipelineOptions(['--runner', runner] if runner else [])
+  assert (launch.is_local(options), launch.is_dataflow(options)) == (local, dataflow)
+
+
+def test_a_local_runner_by_any_name_runs_locally(tmp_path):
+  """`--runner Direct` is Beam's DirectRunner: no Dataflow checks (it needs no gs://)."""
+  plan = game_analytics.build(['--runner', 'Direct', '--output', str(tmp_path)])
+  assert plan.local

@@ -610,3 +610,42 @@ def test_every_gcloud_flag_exists_in_the_installed_gcloud(tmp_path):
           assert word[2:].split('=')[0] in known, (group, word)
           checked += 1
   assert checked > 40
+
+
+# ---- found in review
+
+def test_the_jobs_own_beam_flags_win_over_the_gpu_defaults():
+  commands, _ = dry('run', 'image_inference', '--input', 'gs://my-bkt/v.txt', '--gpu',
+                    '--machine_type', 'n1-highmem-8', '--disk_size_gb=200', '--job-name', 'i')
+  command = commands[0]
+  assert command.count('--machine_type') == 1
+  assert command[command.index('--machine_type') + 1] == 'n1-highmem-8'
+  assert '--disk_size_gb' not in command and '--disk_size_gb=200' in command
+  assert command[-5:] == ['--dataflow_service_options', ACCELERATOR, '--experiments',
+                          'no_use_multiple_sdk_containers', '--device', 'gpu'][-5:]
+
+
+@pytest.mark.parametrize('switch', ['--gpu=false', '--container=no', '--dry-run=1'])
+def test_switches_take_no_value(switch):
+  commands, stderr, status = script('run', 'image_inference', switch, '--dry-run')
+  assert status == 2 and commands == []
+  assert 'takes no value' in stderr
+
+
+def test_a_multi_character_parameter_delimiter():
+  commands, _ = dry('run-template', 'game_analytics', '--parameters',
+                    '^::^input=gs://my-bkt/a,b/*::output=gs://my-bkt/o', '--job-name', 'g')
+  assert commands[0][-2:] == ['--parameters', '^~^input=gs://my-bkt/a,b/*~output=gs://my-bkt/o']
+
+
+def test_a_domain_scoped_project_gets_an_artifact_registry_path():
+  commands, _ = dry('build-template', 'game_analytics', PROJECT='example.com:my-proj')
+  assert commands[1][commands[1].index('--image') + 1] == (
+      'us-central1-docker.pkg.dev/example.com/my-proj/beam-analytics/game-analytics:v1')
+
+
+@pytest.mark.parametrize('gpu_type', ['nvidia-tesla-t4', 'nvidia-tesla-p4', 'nvidia-tesla-p100'])
+def test_no_default_machine_for_more_gpus_than_a_vm_takes(gpu_type):
+  _, stderr, status = script('run', 'image_inference', '--gpu', '--gpu-type', gpu_type,
+                             '--gpu-count', '8', '--dry-run')
+  assert status == 2 and 'no default machine type for 8 x %s' % gpu_type in stderr

@@ -318,6 +318,8 @@ def _base(job):
 @pytest.mark.parametrize('job,name,value,ok', REGEX_CASES)
 def test_regex_accepts_and_refuses(job, name, value, ok):
   given = dict(_base(job), **{name: value})
+  if name == 'input_table':
+    given.pop('input')  # one source or the other
   errors = templates.validate(job, ['%s=%s' % item for item in given.items()])
   if ok:
     assert errors == []
@@ -446,3 +448,33 @@ def test_committed_labels():
 ])
 def test_default_value(job, name, expected):
   assert params(job)[name].get('defaultValue') == expected
+
+
+# --- found in review: what the job refuses at launch, validate refuses first ---------------
+
+@pytest.mark.parametrize('job, extra, error', [
+    ('log_analytics', ['input=gs://my-bucket/in/*', 'input_table=my-project:ds.logs'],
+     'give input or input_table, not both'),
+    ('game_analytics', ['input=gs://my-bucket/in/*', 'run_date=2026-02-30'],
+     "run_date='2026-02-30' is not a date"),
+])
+def test_validate_refuses_what_the_job_would(job, extra, error):
+  assert templates.validate(job, [GOOD] + extra) == [error]
+
+
+@pytest.mark.parametrize('job, name, value, ok', [
+    ('face_dataset', 'near_duplicate_distance', '10', True),
+    ('face_dataset', 'near_duplicate_distance', '-1', True),
+    ('face_dataset', 'near_duplicate_distance', '11', False),
+    ('face_dataset', 'jpeg_quality', '95', True),
+    ('face_dataset', 'jpeg_quality', '99', False),
+    ('face_dataset', 'jpeg_quality', '0', False),
+    ('game_analytics', 'input_table', 'example.com:my-project:ds.events', False),
+    ('game_analytics', 'input_table', 'my-project.ds.events_{yesterday:%Y%m%d}', True),
+])
+def test_ranges_and_tables_the_job_checks_are_in_the_regexes(job, name, value, ok):
+  given = dict(_base(job), **{name: value})
+  if name == 'input_table':
+    given.pop('input')
+  errors = templates.validate(job, ['%s=%s' % item for item in given.items()])
+  assert (errors == []) == ok, errors
