@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUTPUT ?= output
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint templates tools clean help
+.PHONY: run test bench lint templates tools emulators emulators-install emulators-stop clean help
 
 help:
 	@echo "make run    - run every job on its bundled sample (DirectRunner) into $(OUTPUT)/"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench  - benchmark the jobs against DuckDB and plain Python"
 	@echo "make lint   - ruff and shellcheck"
 	@echo "make templates - regenerate templates/*.metadata.json from the jobs' options"
+	@echo "make emulators / emulators-stop - the Pub/Sub, Bigtable, BigQuery and GCS emulators on loopback"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +54,20 @@ tools:
 	    $$SUDO apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; } || \
 	  echo "could not install shellcheck"; }
 
-test: $(STAMP) tools
+test: $(STAMP) tools emulators-install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+# The PyPI emulators (BigQuery, GCS) in venvs of their own under .emulators/; Pub/Sub and
+# Bigtable come with the Google Cloud SDK. Ports: EMULATOR_ARGS='--pubsub_port 8185 ...'.
+EMULATOR_ARGS ?=
+emulators-install: $(STAMP)
+	$(PY) -m localcloud.emulators install
+
+emulators: emulators-install
+	$(PY) -m localcloud.emulators start $(EMULATOR_ARGS)
+
+emulators-stop: $(STAMP)
+	$(PY) -m localcloud.emulators stop
 
 templates: $(STAMP)
 	$(PY) -m pipelines.templates
@@ -68,8 +81,9 @@ bench: $(STAMP)
 	$(PY) bench/image_inference.py
 
 lint: $(STAMP) tools
-	$(PY) -m ruff check pipelines transforms schemas tests bench templates
+	$(PY) -m ruff check pipelines transforms schemas tests bench templates localcloud
 	shellcheck run_dataflow.sh
 
 clean:
-	rm -rf $(VENV) $(OUTPUT) build *.egg-info
+	-$(PY) -m localcloud.emulators stop 2>/dev/null
+	rm -rf $(VENV) $(OUTPUT) build *.egg-info .emulators
