@@ -26,7 +26,8 @@ def test_start_answers_and_stop_ends_every_process(tmp_path):
   except RuntimeError as e:
     unavailable(str(e))
   assert values == {'PUBSUB_EMULATOR_HOST': '127.0.0.1:%d' % ports['pubsub'],
-                    'BIGTABLE_EMULATOR_HOST': '127.0.0.1:%d' % ports['bigtable']}
+                    'BIGTABLE_EMULATOR_HOST': '127.0.0.1:%d' % ports['bigtable'],
+                    'NO_GCE_CHECK': 'True'}
   assert emulators.exports(state) == values
   records = emulators.running(state)
   assert [r.name for r in records] == ['pubsub', 'bigtable']
