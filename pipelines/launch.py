@@ -6,6 +6,7 @@ sample, `_metrics.json`, the printed summary) is the same for all of them.
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Type
 
@@ -19,7 +20,7 @@ from apache_beam.runners.runner import PipelineResult
 import schemas
 from pipelines.options import (ConfigError, JobOptions, check_cloud_values, parse_options,
                                resolve_dates, run_date)
-from transforms.sinks import WriteTables, is_bigquery_dataset, table_glob
+from transforms.sinks import WriteTables, is_bigquery_dataset, table_glob, use_bigquery_endpoint
 from transforms.sources import ReadRecords, is_pubsub
 
 SAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'samples')
@@ -128,6 +129,13 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
       raise ConfigError('--input (or --input_table) is required on Dataflow: the bundled '
                         'sample is on this machine')
     check_cloud_values(options, options_cls)
+  endpoint = job_options.bigquery_endpoint or os.environ.get('BIGQUERY_EMULATOR_HOST')
+  if endpoint and (is_bigquery_dataset(job_options.output) or job_options.input_table):
+    if not local:
+      raise ConfigError('--bigquery_endpoint (or BIGQUERY_EMULATOR_HOST) is for local runs')
+    project = (job_options.output.rsplit(':', 1)[0] if is_bigquery_dataset(job_options.output)
+               else re.sub(r'[:.][^:.]+\.[^.]+$', '', job_options.input_table))
+    use_bigquery_endpoint(endpoint, project)
   source = job_options.input or (
       None if job_options.input_table else default_input or sample_input(job))
   standard = options.view_as(StandardOptions)

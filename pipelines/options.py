@@ -282,6 +282,12 @@ class JobOptions(PipelineOptions):
         'LANGUAGE_API_KEY / VISION_API_KEY in the workers\' environment: it is read there, '
         'while this flag is stored in the job graph.')
     group.add_argument(
+        '--bigquery_endpoint', default=None,
+        type=described('bigquery_endpoint', r'^https?://[^\s/]+/?$'),
+        help='Local runs: send BigQuery reads and writes to this endpoint, e.g. the BigQuery '
+        'emulator http://127.0.0.1:9050 (no credentials). Default: BIGQUERY_EMULATOR_HOST '
+        'when set, else bigquery.googleapis.com.')
+    group.add_argument(
         '--run_date', default=None, type=iso_date,
         help='The day {today} stands for in --input, --input_table and --output ({yesterday} '
         'is the day before; {yesterday:%%Y/%%m/%%d} picks the format, default %%Y%%m%%d), e.g. '

@@ -65,3 +65,13 @@ def test_a_local_runner_by_any_name_runs_locally(tmp_path):
   """`--runner Direct` is Beam's DirectRunner: no Dataflow checks (it needs no gs://)."""
   plan = game_analytics.build(['--runner', 'Direct', '--output', str(tmp_path)])
   assert plan.local
+
+
+def test_a_bigquery_endpoint_is_for_local_runs():
+  """The endpoint hook patches this process's clients: Dataflow workers would not see it."""
+  from pipelines.options import ConfigError
+  with pytest.raises(ConfigError, match='is for local runs'):
+    game_analytics.build([
+        '--runner', 'DataflowRunner', '--project', 'my-project', '--region', 'us-central1',
+        '--temp_location', 'gs://my-bucket/tmp', '--input', 'gs://my-bucket/events/*',
+        '--output', 'my-project:game', '--bigquery_endpoint', 'http://127.0.0.1:9050'])
