@@ -1,4 +1,4 @@
-"""The emulators for integration tests: started once per session on free ports, in a state
+"""The emulators for integration tests: started once per test module on free ports, in a state
 folder of their own (the PyPI emulators' venvs are shared with `make emulators`), and
 stopped at the end. In CI a missing emulator fails the test; elsewhere it skips with why."""
 import os
@@ -21,9 +21,10 @@ def unavailable(reason: str):
   pytest.skip(reason)
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def cloud(tmp_path_factory):
-  """{ENV_VAR: value} of all four emulators, running; set in os.environ for the session."""
+  """{ENV_VAR: value} of all four emulators, running; set in os.environ for the test module
+  only (later tests must not reach an emulator by accident)."""
   state = str(tmp_path_factory.mktemp('emulators'))
   shared = emulators.DEFAULT_STATE
   try:
