@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, default_output, main, run_job
-from pipelines.options import (ConfigError, JobOptions, add_switch, described, fraction,
+from pipelines.options import (ENDPOINT, ConfigError, JobOptions, add_switch, described, fraction,
                                input_format, int_range, non_negative, positive,
                                positive_int)
 from transforms import dataset_files, dataset_split, face_detect, image_inputs, images, pubfig
@@ -108,7 +108,7 @@ class FaceDatasetOptions(PipelineOptions):
         'before upload, and boxes mapped back (default 1024).')
     group.add_argument(
         '--vision_endpoint', default=None,
-        type=described('vision_endpoint', r'^https?://[^\s/]+(/\S*)?$'),
+        type=described('vision_endpoint', ENDPOINT),
         help='Vision endpoint, e.g. http://127.0.0.1:8080 for a local server (which needs '
         'no credentials). Default: vision.googleapis.com.')
     group.add_argument(

@@ -160,6 +160,7 @@ DATE_FIELD = r'\{(today|yesterday)(:[^{}]+)?\}'  # see resolve_dates
 GCS = r'gs://[a-z0-9][-_.a-z0-9]{1,220}[a-z0-9](/.*)?'
 PUBSUB_TOPIC = r'projects/[^/\s]+/topics/[^/\s]+'
 PUBSUB_SOURCE = r'projects/[^/\s]+/(subscriptions|topics)/[^/\s]+'
+ENDPOINT = r'^https?://[^\s/]+(/\S*)?$'  # an API root, e.g. a local server or emulator
 BQ_DATASET = PROJECT + r':[A-Za-z0-9_]{1,1024}'
 BQ_TABLE = PROJECT_ID + r'[:.][A-Za-z0-9_]{1,1024}\.([A-Za-z0-9_$-]|' + DATE_FIELD + ')+'
 
@@ -283,7 +284,7 @@ class JobOptions(PipelineOptions):
         'while this flag is stored in the job graph.')
     group.add_argument(
         '--bigquery_endpoint', default=None,
-        type=described('bigquery_endpoint', r'^https?://[^\s/]+/?$'),
+        type=described('bigquery_endpoint', ENDPOINT),
         help='Local runs: send BigQuery reads and writes to this endpoint, e.g. the BigQuery '
         'emulator http://127.0.0.1:9050 (no credentials). Default: BIGQUERY_EMULATOR_HOST '
         'when set, else bigquery.googleapis.com.')

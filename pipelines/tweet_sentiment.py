@@ -14,7 +14,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.launch import JobPlan, build_job, main, run_job
-from pipelines.options import ConfigError, JobOptions, add_switch, described, positive, score
+from pipelines.options import ENDPOINT, ConfigError, JobOptions, add_switch, described, positive, score
 from transforms import sentiment, tweet_tables, tweets
 from transforms.deadletter import TryParDo
 from transforms.dedupe import DropDuplicates
@@ -64,7 +64,7 @@ class TweetSentimentOptions(PipelineOptions):
         help='Concurrent Natural Language requests per worker process (default 8).')
     group.add_argument(
         '--language_endpoint', default=None,
-        type=described('language_endpoint', r'^https?://[^\s/]+(/\S*)?$'),
+        type=described('language_endpoint', ENDPOINT),
         help='Natural Language endpoint, e.g. http://127.0.0.1:8080 for a local server '
         '(which needs no credentials). Default: language.googleapis.com.')
     group.add_argument(
