@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Type
 
 import apache_beam as beam
@@ -97,11 +98,13 @@ Reader = Callable[[beam.Pipeline, Optional[str], PipelineOptions], Any]
 class JobPlan:
   """A job's pipeline, built but not run, with what run_job needs to report on it."""
 
-  def __init__(self, pipeline: beam.Pipeline, output: str, local: bool, runner: str):
+  def __init__(self, pipeline: beam.Pipeline, output: str, local: bool, runner: str,
+               bigquery_endpoint: Optional[str] = None):
     self.pipeline = pipeline
     self.output = output
     self.local = local
     self.runner = runner
+    self.bigquery_endpoint = bigquery_endpoint  # set when BigQuery is an emulator
 
 
 def build_job(job: str, options_cls: Type[PipelineOptions],
@@ -136,6 +139,8 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
     project = (job_options.output.rsplit(':', 1)[0] if is_bigquery_dataset(job_options.output)
                else re.sub(r'[:.][^:.]+\.[^.]+$', '', job_options.input_table))
     use_bigquery_endpoint(endpoint, project)
+  else:
+    endpoint = None
   source = job_options.input or (
       None if job_options.input_table else default_input or sample_input(job))
   standard = options.view_as(StandardOptions)
@@ -156,8 +161,18 @@ def build_job(job: str, options_cls: Type[PipelineOptions],
   else:
     records = read(pipeline, source, options)
   tables = build(records, options, streaming)
-  tables | 'Write' >> WriteTables(output, job, streaming, job_options.table_prefix)
-  return JobPlan(pipeline, output, local, standard.runner)
+  tables | 'Write' >> WriteTables(output, job, streaming, job_options.table_prefix,
+                                  bigquery_load_dir(options) if endpoint else None)
+  return JobPlan(pipeline, output, local, standard.runner, endpoint)
+
+
+def bigquery_load_dir(options: PipelineOptions) -> str:
+  """Where batch loads into a BigQuery emulator stage their files: a local --temp_location,
+  else a new temporary folder."""
+  temp = options.view_as(GoogleCloudOptions).temp_location
+  if temp and '://' not in temp:
+    return temp
+  return tempfile.mkdtemp(prefix='beam-analytics-bigquery-loads-')
 
 
 def check_cloud_options(plan: JobPlan, options: PipelineOptions):
@@ -166,7 +181,8 @@ def check_cloud_options(plan: JobPlan, options: PipelineOptions):
   gcp = options.view_as(GoogleCloudOptions)
   job_options = options.view_as(JobOptions)
   streaming = options.view_as(StandardOptions).streaming
-  needs_temp = job_options.input_table or (is_bigquery_dataset(plan.output) and not streaming)
+  needs_temp = job_options.input_table or (
+      is_bigquery_dataset(plan.output) and not streaming and not plan.bigquery_endpoint)
   if needs_temp and not (gcp.temp_location or '').startswith('gs://'):
     raise ConfigError('BigQuery %s in batch needs --temp_location gs://BUCKET/tmp' % (
         'input' if job_options.input_table else 'output'))

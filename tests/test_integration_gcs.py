@@ -8,18 +8,14 @@ import sys
 
 import pytest
 
+from localcloud import clients
+
 from tests.emulator_fixtures import cloud  # noqa: F401 (the session fixture)
 
 pytestmark = pytest.mark.integration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, 'pipelines', 'samples', 'face_dataset')
-
-
-def _client():
-  from google.auth.credentials import AnonymousCredentials
-  from google.cloud import storage
-  return storage.Client(project='local-project', credentials=AnonymousCredentials())
 
 
 def _ndjson(bucket, prefix):
@@ -30,7 +26,7 @@ def _ndjson(bucket, prefix):
 
 
 def test_face_dataset_from_and_to_gcs(cloud, tmp_path):  # noqa: F811
-  client = _client()
+  client = clients.storage()
   bucket = client.create_bucket('faces-it')
   photos = sorted(glob.glob(os.path.join(SAMPLE, '*', '*')))
   for path in photos:

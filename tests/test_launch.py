@@ -67,6 +67,32 @@ def test_a_local_runner_by_any_name_runs_locally(tmp_path):
   assert plan.local
 
 
+def test_a_local_batch_run_into_a_bigquery_endpoint_needs_no_gcs_temp_location(
+    tmp_path, monkeypatch):
+  """Loads into an emulator stage their files in a local --temp_location (or a new temp
+  folder); without an endpoint a batch BigQuery output still needs gs:// first."""
+  from pipelines.options import ConfigError
+  from transforms import sinks
+  monkeypatch.delenv('BIGQUERY_EMULATOR_HOST', raising=False)
+  with pytest.raises(ConfigError, match='needs --temp_location gs://'):
+    launch.check_cloud_options(*_plan_and_options(['--output', 'my-project:game']))
+  used = []
+  monkeypatch.setattr(launch, 'use_bigquery_endpoint', lambda *args: used.append(args))
+  plan, options = _plan_and_options([
+      '--output', 'my-project:game', '--bigquery_endpoint', 'http://127.0.0.1:9050',
+      '--temp_location', str(tmp_path)])
+  launch.check_cloud_options(plan, options)  # no gs:// needed
+  assert used == [('http://127.0.0.1:9050', 'my-project')]
+  assert plan.bigquery_endpoint == 'http://127.0.0.1:9050'
+  assert launch.bigquery_load_dir(options) == str(tmp_path)
+  assert sinks.is_bigquery_dataset(plan.output)
+
+
+def _plan_and_options(argv):
+  plan = game_analytics.build(argv)
+  return plan, plan.pipeline.options
+
+
 def test_a_bigquery_endpoint_is_for_local_runs():
   """The endpoint hook patches this process's clients: Dataflow workers would not see it."""
   from pipelines.options import ConfigError

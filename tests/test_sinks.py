@@ -45,6 +45,17 @@ def test_bigquery_write_config_streaming_uses_streaming_inserts():
       'timePartitioning': {'type': 'DAY', 'field': 'window_start'}}
 
 
+def test_bigquery_write_config_loads_into_an_emulator_from_a_local_folder():
+  """An emulator has no GCS to stage load files on: they go to a local folder, and Beam's
+  temp-bucket validation (which would ask the real GCS) is off."""
+  config = bigquery_write_config('my-proj:analytics', JOB, 'events', False, load_dir='/tmp/l')
+  assert (config['method'], config['custom_gcs_temp_location'], config['validate']) == (
+      'FILE_LOADS', '/tmp/l', False)
+  streaming = bigquery_write_config('my-proj:analytics', JOB, 'events', True, load_dir='/tmp/l')
+  assert 'custom_gcs_temp_location' not in streaming and 'validate' not in streaming
+  assert 'validate' not in bigquery_write_config('my-proj:analytics', JOB, 'events', False)
+
+
 def test_bigquery_write_config_applies_the_table_prefix():
   config = bigquery_write_config('my-proj:shared', JOB, 'sessions', False, table_prefix='ga_')
   assert config['table'] == 'my-proj:shared.ga_sessions'

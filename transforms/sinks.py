@@ -60,8 +60,12 @@ def use_bigquery_endpoint(endpoint: str, project: Optional[str]):
 
 
 def bigquery_write_config(output: str, job: str, table: str, streaming: bool,
-                          table_prefix: str = '') -> Dict:
-  """The WriteToBigQuery arguments for one table (pure, so tests can assert them)."""
+                          table_prefix: str = '', load_dir: Optional[str] = None) -> Dict:
+  """The WriteToBigQuery arguments for one table (pure, so tests can assert them).
+
+  `load_dir`: a local folder for batch loads into an endpoint set by use_bigquery_endpoint
+  (an emulator reads load files from disk; it has no GCS to stage them on, and Beam's
+  validation would ask the real GCS for the temp bucket)."""
   config = {
       'table': bigquery_table(output, table, table_prefix),
       'schema': schemas.bigquery_schema(job, table),
@@ -70,6 +74,9 @@ def bigquery_write_config(output: str, job: str, table: str, streaming: bool,
       'method': (WriteToBigQuery.Method.STREAMING_INSERTS if streaming
                  else WriteToBigQuery.Method.FILE_LOADS),
   }
+  if load_dir and not streaming:
+    config['custom_gcs_temp_location'] = load_dir
+    config['validate'] = False
   partition = schemas.partition_field(job, table)
   if partition:
     config['additional_bq_parameters'] = {
@@ -123,14 +130,17 @@ class _WriteNdjson(beam.PTransform):
 
 
 class WriteTables(beam.PTransform):
-  """{table: rows} -> the tables at `output` (a directory, or `PROJECT:DATASET`)."""
+  """{table: rows} -> the tables at `output` (a directory, or `PROJECT:DATASET`);
+  `bigquery_load_dir` as in bigquery_write_config."""
 
-  def __init__(self, output: str, job: str, streaming: bool = False, table_prefix: str = ''):
+  def __init__(self, output: str, job: str, streaming: bool = False, table_prefix: str = '',
+               bigquery_load_dir: Optional[str] = None):
     super().__init__()
     self._output = output
     self._job = job
     self._streaming = streaming
     self._table_prefix = table_prefix
+    self._load_dir = bigquery_load_dir
 
   def expand(self, tables):
     if not tables:
@@ -143,7 +153,8 @@ class WriteTables(beam.PTransform):
       rows = tables[table] | 'Count_%s' % table >> beam.Map(_count, counter)
       if is_bigquery_dataset(self._output):
         write = WriteToBigQuery(**bigquery_write_config(
-            self._output, self._job, table, self._streaming, self._table_prefix))
+            self._output, self._job, table, self._streaming, self._table_prefix,
+            self._load_dir))
       else:
         write = _WriteNdjson(self._output, table, self._streaming)
       rows | 'Write_%s' % table >> write
