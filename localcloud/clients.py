@@ -84,7 +84,7 @@ class Finished(NamedTuple):
 
 
 def run_streaming(job: str, args: Sequence[str], until: Callable[[], bool],
-                  timeout_s: float = 180, poll_s: float = 2, settle_s: float = 0,
+                  timeout_s: float = 180, poll_s: float = 3, settle_s: float = 0,
                   tick: Optional[Callable[[], None]] = None) -> Finished:
   """Run `python -m pipelines JOB ARGS` (a streaming job: it never ends by itself) until
   `until()` holds, wait `settle_s` more (a duplicate written late would show), then stop

@@ -99,12 +99,18 @@ def test_log_sink_pubsub_streams_into_bigquery_with_dead_letters(cloud, tmp_path
   sink.publisher.publish(sink.path, lines[3].encode()).result()  # redelivered
   sink.publisher.publish(sink.path, BAD, origin='router-7').result()
 
-  def written():
-    return (clients.row_count(bigquery, 'logs_stream', 'log_entries') >= entries
-            and clients.row_count(bigquery, 'logs_stream', 'errors') >= errors + 1)
+  metrics = []
 
+  def written():  # the per-record tables complete, and the late panes have stopped coming
+    metrics.append(clients.row_count(bigquery, 'logs_stream', 'log_metrics'))
+    return (clients.row_count(bigquery, 'logs_stream', 'log_entries') >= entries
+            and clients.row_count(bigquery, 'logs_stream', 'errors') >= errors + 1
+            and metrics[-1] > 0 and metrics[-3:] == [metrics[-1]] * 3)
+
+  # The entries are from 2026-11-26 and the DirectRunner's watermark is the wall clock: the
+  # lateness lets them into the per-minute windows, which then fire late panes.
   run = clients.run_streaming(
-      'log_analytics', ['--input', sink.subscription,
+      'log_analytics', ['--input', sink.subscription, '--allowed_lateness', '315360000',
                         '--output', '%s:logs_stream' % clients.PROJECT],
       until=written, timeout_s=150, settle_s=5)
   assert run.done, run.output[-3000:]
@@ -114,7 +120,16 @@ def test_log_sink_pubsub_streams_into_bigquery_with_dead_letters(cloud, tmp_path
   (bad,) = [row for row in dead if row['payload'] == BAD.decode()]
   assert (bad['job'], bad['stage']) == ('log_analytics', 'parse_json')
   assert json.loads(bad['attributes']) == {'origin': 'router-7'}
-  for table in ('log_entries', 'errors'):
+  # Every minute of the batch run's log_metrics is in BigQuery (late panes reach the sink;
+  # the last pane of a window holds its batch count).
+  batch = {(m['window_start'][:16], m['log_id'], m['severity']): m['entries']
+           for m in read_table(tmp_path / 'files', 'log_metrics')}
+  streamed = {}
+  for m in clients.rows(bigquery, 'logs_stream', 'log_metrics', 'pane_index'):
+    streamed[(m['window_start'].strftime('%Y-%m-%dT%H:%M'), m['log_id'], m['severity'])] = (
+        m['entries'])
+  assert streamed == batch
+  for table in ('log_entries', 'errors', 'log_metrics'):
     assert _schema(bigquery, 'logs_stream', table) == _expected_schema(table), table
   # Created day-partitioned on the event time. (Tables a load job creates come back
   # unpartitioned from the emulator, which ignores the load's timePartitioning.)

@@ -150,6 +150,26 @@ def test_write_tables_streaming_to_a_dataset_uses_streaming_inserts():
       ('events', 'STREAMING_INSERTS')]
 
 
+def test_streaming_rows_reach_bigquery_stamped_with_their_arrival():
+  """Rows of a late pane carry their window's old end, and WriteToBigQuery's streaming path
+  lost them: the local-cloud demo's windowed tables stayed empty (the integration test
+  tests/test_integration_log_analytics.py checks that they land now)."""
+  pipeline = TestPipeline()
+  {'events': pipeline | beam.Create([{'event_name': 'a'}])} | WriteTables(
+      'my-proj:analytics', JOB, streaming=True)
+  visitor = _CollectBigQueryWrites()
+  pipeline.visit(visitor)
+  (write,) = visitor.writes
+  labels = []
+
+  class _Inputs(PipelineVisitor):
+    def enter_composite_transform(self, node):
+      if node.transform is write:
+        labels.append(node.inputs[0].producer.full_label)
+  pipeline.visit(_Inputs())
+  assert labels == ['WriteTables/StampArrival_events/Global']
+
+
 @pytest.mark.parametrize('to_bigquery', [True, False])
 def test_an_unknown_table_fails_at_construction(to_bigquery, tmp_path):
   output = 'my-proj:analytics' if to_bigquery else str(tmp_path / 'out')

@@ -101,6 +101,19 @@ def _count(row, counter):
   return row
 
 
+class _StampArrival(beam.PTransform):
+  """Unbounded rows -> the same rows stamped with their arrival time, in the global window.
+
+  Rows of late panes carry their window's old end as timestamp; a sink that groups (file
+  windows, BigQuery's insert-id reshuffle and batching) would hold them against the
+  watermark, or drop them. A row's time is in its columns, so the sink needs none."""
+
+  def expand(self, rows):
+    return (rows
+            | 'Stamp' >> beam.Map(lambda row: window.TimestampedValue(row, time.time()))
+            | 'Global' >> beam.WindowInto(window.GlobalWindows()))
+
+
 class _WriteNdjson(beam.PTransform):
 
   def __init__(self, output: str, table: str, streaming: bool):
@@ -152,6 +165,8 @@ class WriteTables(beam.PTransform):
       counter = Metrics.counter(self._job, 'rows_' + table)
       rows = tables[table] | 'Count_%s' % table >> beam.Map(_count, counter)
       if is_bigquery_dataset(self._output):
+        if self._streaming:
+          rows = rows | 'StampArrival_%s' % table >> _StampArrival()
         write = WriteToBigQuery(**bigquery_write_config(
             self._output, self._job, table, self._streaming, self._table_prefix,
             self._load_dir))
