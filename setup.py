@@ -23,6 +23,8 @@ EXTRAS = {
     # Heavy stacks are opt-in so a job that does not need them never imports them.
     'tf': ['tensorflow==2.21.0', 'tensorflow-hub==0.16.1', 'setuptools<81'],
     'dev': ['pytest>=8', 'duckdb>=1.1', 'ruff>=0.6'],
+    # python -m pipelines.report: DuckDB over the NDJSON tables, matplotlib (Agg) charts.
+    'report': ['duckdb>=1.1', 'matplotlib>=3.8'],
 }
 
 setuptools.setup(
