@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUTPUT ?= output
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint templates tools emulators emulators-install emulators-stop clean help
+.PHONY: run report run-local-cloud test bench lint templates tools emulators emulators-install emulators-stop clean help
 
 help:
 	@echo "make run    - run every job on its bundled sample (DirectRunner) into $(OUTPUT)/"
@@ -14,14 +14,16 @@ help:
 	@echo "make bench  - benchmark the jobs against DuckDB and plain Python"
 	@echo "make lint   - ruff and shellcheck"
 	@echo "make templates - regenerate templates/*.metadata.json from the jobs' options"
+	@echo "make report - the charts and tables of what make run wrote, as $(OUTPUT)/report/report.html"
 	@echo "make emulators / emulators-stop - the Pub/Sub, Bigtable, BigQuery and GCS emulators on loopback"
+	@echo "make run-local-cloud - the streaming jobs from Pub/Sub into BigQuery and Bigtable, on the emulators"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): setup.py | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev,tf]'
+	$(PY) -m pip install --quiet -e '.[dev,tf,report]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -37,22 +39,29 @@ run: $(STAMP)
 	    --model_out $(OUTPUT)/face_model/face.keras --epochs 15 --batch_size 8
 	$(PY) -m pipelines image_inference --input $(OUTPUT)/face_dataset/validate_file.txt \
 	    --model $(OUTPUT)/face_model/face.keras --output $(OUTPUT)/image_inference
+	$(MAKE) --no-print-directory report
 
-# Tools the tests call that pip cannot install: shellcheck (run_dataflow.sh), from Debian.
-# Without apt-get, root or password-less sudo it says how to get it (never prompts); the
-# shellcheck test then skips, and fails in CI.
+report: $(STAMP)
+	$(PY) -m pipelines.report $(OUTPUT) --out $(OUTPUT)/report
+
+# Tools the tests call that pip cannot install, from Debian: shellcheck (run_dataflow.sh) and
+# chromium (the report's browser test). Without apt-get, root or password-less sudo it says
+# how to get them (never prompts); their tests then skip, and fail in CI.
+DEBIAN_TOOLS ?= shellcheck chromium
 tools:
-	@command -v shellcheck >/dev/null 2>&1 || { \
+	@missing=; for tool in $(DEBIAN_TOOLS); do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
 	  if ! command -v apt-get >/dev/null 2>&1; then \
-	    echo "shellcheck missing: install it (https://github.com/koalaman/shellcheck#installing)"; exit 0; \
+	    echo "missing:$$missing (install them with your package manager)"; exit 0; \
 	  elif [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true >/dev/null 2>&1; then SUDO="sudo -n"; \
-	  else echo "shellcheck missing: sudo apt-get install shellcheck"; exit 0; fi; \
-	  echo "installing shellcheck (Debian package)"; \
+	  else echo "missing:$$missing (sudo apt-get install$$missing)"; exit 0; fi; \
+	  echo "installing$$missing (Debian packages)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  $$SUDO apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1 || \
+	  $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq >/dev/null && \
-	    $$SUDO apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; } || \
-	  echo "could not install shellcheck"; }
+	    $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } || \
+	  echo "could not install$$missing"; fi
 
 test: $(STAMP) tools emulators-install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
@@ -68,6 +77,12 @@ emulators: emulators-install
 
 emulators-stop: $(STAMP)
 	$(PY) -m localcloud.emulators stop
+
+# Starts the emulators (unless make emulators did), publishes the samples, runs the streaming
+# jobs into BigQuery/Bigtable, prints the rows per table; DEMO_ARGS='--keep' leaves them up.
+DEMO_ARGS ?=
+run-local-cloud: emulators-install
+	$(PY) -m localcloud.demo $(DEMO_ARGS)
 
 templates: $(STAMP)
 	$(PY) -m pipelines.templates

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
@@ -90,23 +91,38 @@ def run_streaming(job: str, args: Sequence[str], until: Callable[[], bool],
   `until()` holds, wait `settle_s` more (a duplicate written late would show), then stop
   its whole process group. `tick()` runs every poll, e.g. to publish a heartbeat."""
   started = time.monotonic()
-  process = subprocess.Popen(
-      [sys.executable, '-m', 'pipelines', job] + list(args), cwd=ROOT,
-      env=dict(os.environ, PYTHONPATH=ROOT), start_new_session=True,
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-  done = False
-  try:
-    while time.monotonic() < started + timeout_s and process.poll() is None:
-      if tick:
-        tick()
-      if until():
-        done = True
-        break
-      time.sleep(poll_s)
-    seconds = time.monotonic() - started
-    time.sleep(settle_s if done else 0)
-  finally:
-    if process.poll() is None:
-      os.killpg(process.pid, signal.SIGTERM)
-    output = process.communicate(timeout=60)[0].decode(errors='replace')
+  with tempfile.TemporaryFile() as log:  # a pipe nobody reads would fill and stall the job
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'pipelines', job] + list(args), cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT), start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT)
+    done = False
+    try:
+      while time.monotonic() < started + timeout_s and process.poll() is None:
+        if tick:
+          tick()
+        if until():
+          done = True
+          break
+        time.sleep(poll_s)
+      seconds = time.monotonic() - started
+      time.sleep(settle_s if done else 0)
+    finally:
+      _stop_group(process)
+    log.seek(0)
+    output = log.read().decode(errors='replace')
   return Finished(done, seconds, output)
+
+
+def _stop_group(process: subprocess.Popen):
+  """TERM the job's process group, KILL it after 30 s."""
+  for sig in (signal.SIGTERM, signal.SIGKILL):
+    try:
+      os.killpg(process.pid, sig)
+    except ProcessLookupError:
+      break
+    try:
+      process.wait(timeout=30)
+      break
+    except subprocess.TimeoutExpired:
+      continue
