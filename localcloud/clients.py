@@ -2,13 +2,13 @@
 `python -m localcloud.emulators env` prints), and a streaming job run until its output is
 in: what the local-cloud demo and the integration tests both do, kept in one place."""
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
+from localcloud import emulators
 from localcloud.emulators import PROJECT, ROOT
 
 
@@ -108,21 +108,7 @@ def run_streaming(job: str, args: Sequence[str], until: Callable[[], bool],
       seconds = time.monotonic() - started
       time.sleep(settle_s if done else 0)
     finally:
-      _stop_group(process)
+      emulators.end_group(process.pid, wait_s=30)
     log.seek(0)
     output = log.read().decode(errors='replace')
   return Finished(done, seconds, output)
-
-
-def _stop_group(process: subprocess.Popen):
-  """TERM the job's process group, KILL it after 30 s."""
-  for sig in (signal.SIGTERM, signal.SIGKILL):
-    try:
-      os.killpg(process.pid, sig)
-    except ProcessLookupError:
-      break
-    try:
-      process.wait(timeout=30)
-      break
-    except subprocess.TimeoutExpired:
-      continue

@@ -263,8 +263,7 @@ class Settled:
 def bigquery_answers():
   """Fail at once, not after the client's 10 minutes of retries, when the BigQuery
   emulator has died."""
-  host, port = os.environ['BIGQUERY_EMULATOR_HOST'].rsplit('/', 1)[-1].rsplit(':', 1)
-  if not emulators.EMULATORS['bigquery'].ready(host, int(port)):
+  if not emulators.answers('bigquery', os.environ['BIGQUERY_EMULATOR_HOST']):
     raise RuntimeError('the BigQuery emulator stopped answering; see %s' % os.path.join(
         emulators.DEFAULT_STATE, 'bigquery.log'))
 
@@ -332,14 +331,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def exported_emulators_answer() -> bool:
   """Every *_EMULATOR_HOST is set in the environment and its emulator answers there."""
-  for emulator in emulators.EMULATORS.values():
-    value = os.environ.get(emulator.env)
-    if not value:
-      return False
-    host, port = value.rsplit('/', 1)[-1].rsplit(':', 1)
-    if not emulator.ready(host, int(port)):
-      return False
-  return True
+  return all(os.environ.get(emulator.env) and emulators.answers(name, os.environ[emulator.env])
+             for name, emulator in emulators.EMULATORS.items())
 
 
 def _demo(selected: List[Job], args) -> int:

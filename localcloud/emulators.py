@@ -259,20 +259,33 @@ def stop(state: str = DEFAULT_STATE, names: Optional[Sequence[str]] = None) -> L
   for record in running(state):
     if names is not None and record.name not in names:
       continue
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-      try:
-        os.killpg(record.pid, sig)
-      except ProcessLookupError:
-        break
-      deadline = time.monotonic() + 10
-      while time.monotonic() < deadline and _group_alive(record.pid):
-        _alive(record.pid)  # reap our own child
-        time.sleep(0.1)
-      if not _group_alive(record.pid):
-        break
+    end_group(record.pid)
     os.remove(_record_path(state, record.name))
     stopped.append(record.name)
   return stopped
+
+
+def end_group(pgid: int, wait_s: float = 10):
+  """TERM the process group `pgid` (its leader started with start_new_session), KILL it
+  if it is still there after `wait_s`."""
+  for sig in (signal.SIGTERM, signal.SIGKILL):
+    try:
+      os.killpg(pgid, sig)
+    except ProcessLookupError:
+      return
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and _group_alive(pgid):
+      _alive(pgid)  # reap the leader when it is our own child
+      time.sleep(0.1)
+    if not _group_alive(pgid):
+      return
+
+
+def answers(name: str, value: str) -> bool:
+  """Whether emulator `name` answers at `value`, its *_EMULATOR_HOST setting
+  (host:port, or http://host:port)."""
+  host, port = value.rsplit('/', 1)[-1].rsplit(':', 1)
+  return EMULATORS[name].ready(host, int(port))
 
 
 def _group_alive(pgid: int) -> bool:

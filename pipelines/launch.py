@@ -25,6 +25,7 @@ from transforms.sinks import WriteTables, is_bigquery_dataset, table_glob, use_b
 from transforms.sources import ReadRecords, is_pubsub
 
 SAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'samples')
+METRICS_FILE = '_metrics.json'  # the counters of a local run, beside its tables
 
 
 def sample_input(job: str) -> str:
@@ -76,7 +77,7 @@ def _clear_outputs(output: str, job: str, files: Sequence[str] = ()):
 
 
 def _write_metrics(output: str, values: Dict[str, int]):
-  with FileSystems.create(FileSystems.join(output, '_metrics.json')) as fh:
+  with FileSystems.create(FileSystems.join(output, METRICS_FILE)) as fh:
     fh.write(json.dumps({'counters': values}, indent=2, sort_keys=True).encode('utf-8'))
 
 

@@ -13,11 +13,12 @@ from typing import Any, Dict, List, Optional, Sequence
 import duckdb
 
 import schemas
+from pipelines.launch import METRICS_FILE
+from transforms.sinks import table_glob
 
 # The order of the report's sections.
 JOBS = ('game_analytics', 'log_analytics', 'iot_telemetry', 'tweet_sentiment', 'face_dataset',
         'image_inference')
-METRICS_FILE = '_metrics.json'
 _DUCK_TYPES = {'STRING': 'VARCHAR', 'INTEGER': 'BIGINT', 'FLOAT': 'DOUBLE',
                'BOOLEAN': 'BOOLEAN', 'TIMESTAMP': 'TIMESTAMP'}
 
@@ -85,7 +86,7 @@ def connect():
 
 def table_files(job_dir: str, table: str) -> List[str]:
   """The table's non-empty NDJSON files (the contract's `<output>/<table>/*.json`)."""
-  paths = sorted(glob.glob(os.path.join(glob.escape(job_dir), table, '*.json')))
+  paths = sorted(glob.glob(table_glob(glob.escape(job_dir), table)))
   return [p for p in paths if os.path.getsize(p) > 0]
 
 
